@@ -1,0 +1,12 @@
+/** The CLI's command table. */
+import { inspectCommand } from './inspect';
+
+export interface CliCommand {
+  usage: string;
+  summary: string;
+  run(argv: string[]): Promise<void>;
+}
+
+export const COMMANDS: Record<string, CliCommand> = {
+  inspect: inspectCommand,
+};
