@@ -1,0 +1,47 @@
+/**
+ * The typed boundary between the extension (client.ts) and the engine process (host.ts).
+ * Each method names its params and result; long requests stream progress and can be
+ * cancelled by id.
+ */
+import type { ModelSummary } from '../runtime/inspect';
+
+/** An open model as the engine knows it. */
+export interface OpenedModel extends ModelSummary {
+  /** Handle for later requests about this model. */
+  id: string;
+}
+
+/** Every request the engine serves: params and result per method. */
+export interface EngineMethods {
+  ping: { params: Record<string, never>; result: { pid: number; versions: NodeJS.ProcessVersions } };
+  open: { params: { path: string }; result: OpenedModel };
+  close: { params: { id: string }; result: { closed: boolean } };
+  /** Lists the ONNX nodes behind a component: op type, inputs and outputs. */
+  nodes: { params: { id: string; names: string[] }; result: { name: string; op: string; inputs: string[]; outputs: string[] }[] };
+  /** For tests of cancellation and progress: counts to `steps`, one step per `ms`. */
+  sleep: { params: { steps: number; ms: number }; result: { completed: number } };
+}
+
+export type Method = keyof EngineMethods;
+export type Params<M extends Method> = EngineMethods[M]['params'];
+export type Result<M extends Method> = EngineMethods[M]['result'];
+
+/** Extension -> engine. */
+export type ToEngine =
+  | { type: 'request'; id: number; method: Method; params: unknown }
+  | { type: 'cancel'; id: number };
+
+/** Engine -> extension. */
+export type FromEngine =
+  | { type: 'response'; id: number; result: unknown }
+  | { type: 'error'; id: number; message: string; kind: ErrorKind }
+  | { type: 'progress'; id: number; message?: string; fraction?: number }
+  | { type: 'ready'; pid: number };
+
+/** What went wrong, so the UI can word it: a bad model, bad input, a cancel, or a bug. */
+export type ErrorKind = 'model' | 'input' | 'cancelled' | 'internal';
+
+/** Progress reported by a method: a fraction in [0, 1] and/or a message. */
+export interface Progress {
+  report(p: { fraction?: number; message?: string }): void;
+}
