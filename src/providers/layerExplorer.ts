@@ -1,0 +1,82 @@
+/** The Layer Explorer tree view: one root per open model. */
+import * as vscode from 'vscode';
+import type { ModelStore } from '../modelStore';
+import { ModelNode } from './explorerNodes';
+import type { ExplorerNode } from './explorerNodes';
+
+/** A tree node as plain data (the API's treeSnapshot, used by tests). */
+export interface SnapshotNode {
+  label: string;
+  description?: string;
+  contextValue?: string;
+  children: SnapshotNode[];
+}
+
+export class LayerExplorer implements vscode.TreeDataProvider<ExplorerNode>, vscode.Disposable {
+  static readonly viewId = 'mechanist.layerExplorer';
+  private readonly changed = new vscode.EventEmitter<ExplorerNode | undefined>();
+  readonly onDidChangeTreeData = this.changed.event;
+  private roots: ModelNode[] = [];
+  readonly view: vscode.TreeView<ExplorerNode>;
+  private readonly subs: vscode.Disposable[] = [];
+
+  private constructor(private readonly store: ModelStore) {
+    this.view = vscode.window.createTreeView(LayerExplorer.viewId, { treeDataProvider: this, showCollapseAll: true });
+    this.subs.push(this.view, this.changed, store.onDidChange(() => this.refresh()));
+    this.refresh();
+  }
+
+  /** Creates the view; dispose the result on deactivate. */
+  static register(store: ModelStore): LayerExplorer {
+    return new LayerExplorer(store);
+  }
+
+  private refresh(): void {
+    const keep = new Map(this.roots.map((r) => [r.model.id, r]));
+    this.roots = this.store.list().map((m) => keep.get(m.id) ?? new ModelNode(m));
+    this.changed.fire(undefined);
+  }
+
+  getTreeItem(node: ExplorerNode): vscode.TreeItem {
+    return node.toTreeItem();
+  }
+
+  getChildren(node?: ExplorerNode): ExplorerNode[] {
+    return node ? node.children() : this.roots;
+  }
+
+  getParent(node: ExplorerNode): ExplorerNode | undefined {
+    return node.parent;
+  }
+
+  /** The node of a model's block (or a part of it), for reveal-from-results. */
+  findBlock(modelPath: string, layer: number, kind?: ExplorerNode['kind']): ExplorerNode | undefined {
+    const root = this.roots.find((r) => r.model.path === modelPath);
+    const block = root?.children().find((n) => n.kind === 'block' && n.layer === layer);
+    if (!block || !kind) return block;
+    return block.children().find((n) => n.kind === kind) ?? block;
+  }
+
+  /** Reveals (selects and expands to) a node. */
+  async reveal(node: ExplorerNode): Promise<void> {
+    await this.view.reveal(node, { select: true, focus: true, expand: true });
+  }
+
+  /** The whole tree as plain data, fully expanded. */
+  snapshot(): SnapshotNode[] {
+    const snap = (n: ExplorerNode): SnapshotNode => {
+      const item = n.toTreeItem();
+      return {
+        label: typeof item.label === 'string' ? item.label : (item.label?.label ?? ''),
+        description: typeof item.description === 'string' ? item.description : undefined,
+        contextValue: item.contextValue,
+        children: n.children().map(snap),
+      };
+    };
+    return this.roots.map(snap);
+  }
+
+  dispose(): void {
+    for (const s of this.subs) s.dispose();
+  }
+}
