@@ -106,8 +106,11 @@ export class EngineClient {
     const p = this.pending.get(m.id);
     if (!p) return;
     if (m.type === 'progress') p.onProgress?.({ fraction: m.fraction, message: m.message });
-    else if (m.type === 'response') (this.pending.delete(m.id), p.resolve(m.result));
-    else if (m.type === 'error') (this.pending.delete(m.id), p.reject(new EngineError(m.message, m.kind)));
+    else {
+      this.pending.delete(m.id);
+      if (m.type === 'response') p.resolve(m.result);
+      else p.reject(new EngineError(m.message, m.kind));
+    }
   }
 
   private failAll(message: string): void {

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { EngineClient, EngineError } from '../../src/engine/client';
-import type { CancelSource } from '../../src/engine/client';
+import { EngineClient } from '../../src/engine/client';
+import type { CancelSource , EngineError } from '../../src/engine/client';
 import { tinyLinearModel } from './helpers/tinyModel';
 
 // tsc compiles src/ next to the tests, so the engine's entry is out/src/engine/host.js.

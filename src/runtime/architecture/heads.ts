@@ -30,7 +30,12 @@ export function headSplit(idx: ModuleIndex, from: string[], scope: Set<NodeProto
       }
       // Keep walking through the ops that sit between a projection and its head split.
       if (['Add', 'Split', 'Slice', 'Mul', 'Div', 'Cast', 'Identity', 'Gather'].includes(c.op_type)) {
-        for (const o of c.output) if (o && !seen.has(o)) (seen.add(o), queue.push(o));
+        for (const o of c.output) {
+          if (o && !seen.has(o)) {
+            seen.add(o);
+            queue.push(o);
+          }
+        }
       }
     }
   }

@@ -134,7 +134,12 @@ export class HookFinder {
       const v = queue.pop()!;
       for (const c of g.consumers.get(v) ?? []) {
         if (c.op_type === 'Shape' || c.op_type === 'Size' || avoid.has(c)) continue;
-        for (const o of c.output) if (o && !seen.has(o)) (seen.add(o), queue.push(o));
+        for (const o of c.output) {
+          if (o && !seen.has(o)) {
+            seen.add(o);
+            queue.push(o);
+          }
+        }
       }
     }
     return seen;
