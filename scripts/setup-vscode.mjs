@@ -219,7 +219,7 @@ export function ensureCodeServer({ root = repoRoot, log = (m) => console.log(`[s
     let r = spawnSync('npm', ['install', ...npmArgs, '--ignore-scripts'], { env, cwd: paths.dir, stdio: 'inherit' });
     if (r.status !== 0) throw new Error(`npm install code-server@${CODE_SERVER_VERSION} failed (exit ${r.status})`);
     seedRipgrep(paths, env, log);
-    // 2. Run code-server's postinstall: nested `npm install`s in lib/vscode and
+    // 2. Run the install scripts: argon2's build, then code-server's postinstall: nested `npm install`s in lib/vscode and
     //    lib/vscode/extensions that build the native modules (kerberos, node-pty, spdlog...).
     //    npm >= 11.10 skips dependency install scripts unless a project's package.json
     //    allows them (`allowScripts`), and refuses an allow list from the command line or
@@ -237,7 +237,7 @@ export function ensureCodeServer({ root = repoRoot, log = (m) => console.log(`[s
     }
     env.npm_config_strict_allow_scripts = 'true';
     log(`allowing install scripts of: ${[...new Set(allowed)].sort().join(', ')}`);
-    r = spawnSync('npm', ['rebuild', '--foreground-scripts', 'code-server'], { env, cwd: paths.dir, stdio: 'inherit' });
+    r = spawnSync('npm', ['rebuild', '--foreground-scripts'], { env, cwd: paths.dir, stdio: 'inherit' });
     if (r.status !== 0) {
       throw new Error(
         `code-server's postinstall failed (exit ${r.status}); see the output above. ` +
@@ -246,6 +246,10 @@ export function ensureCodeServer({ root = repoRoot, log = (m) => console.log(`[s
     }
     for (const p of ['lib/vscode/node_modules/node-pty', 'lib/vscode/node_modules/kerberos', 'lib/vscode/node_modules/@vscode/ripgrep']) {
       if (!existsSync(join(paths.packageDir, p))) throw new Error(`code-server install is incomplete: ${p} is missing`);
+    }
+    const v = spawnSync(process.execPath, [paths.entry, '--version'], { env, cwd: paths.dir, encoding: 'utf8' });
+    if (v.status !== 0 || !v.stdout.includes(CODE_SERVER_VERSION)) {
+      throw new Error(`the installed code-server does not start:\n${v.stdout}${v.stderr}`);
     }
     writeFileSync(paths.marker, JSON.stringify({ version: CODE_SERVER_VERSION, node: process.version, seconds: Math.round((Date.now() - t0) / 1000), date: new Date().toISOString() }, null, 2) + '\n');
     rmSync(paths.scratch, { recursive: true, force: true });

@@ -1,0 +1,130 @@
+// Shared state of one integration run (set by run.mjs) and openSession(): a code-server
+// with the extension loaded, a Chromium page on it, and a screenshot helper. Every session
+// is registered so that run.mjs can stop the servers' process groups whatever happens.
+import { mkdirSync, writeFileSync, appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startCodeServer, linkExtension } from './codeServer.mjs';
+import { launchBrowser, developmentOptionsScript, waitForWorkbench } from './browser.mjs';
+
+/** Filled in by run.mjs before any test runs. */
+export const harness = {
+  repoRoot: '',
+  codeServerEntry: '',
+  chromium: '',
+  scratch: '',
+  workspace: '',
+  artifacts: '',
+  /** How the extension is loaded: { mode: 'link', folder } or { mode: 'vsix', file }. */
+  extension: { mode: 'link', folder: '' },
+  /** Environment for code-server and its extension hosts. */
+  env: {},
+  /** Open sessions, closed by closeAll(). */
+  sessions: new Set(),
+  /** Sessions' servers, for a synchronous kill on exit. */
+  servers: new Set(),
+};
+
+export const THEMES = {
+  light: 'Default Light Modern',
+  dark: 'Default Dark Modern',
+};
+
+let counter = 0;
+
+/**
+ * Starts a code-server (fresh user data) and opens the workspace in Chromium.
+ * @param {object} o
+ * @param {string} o.name folder name for this session's scratch files and screenshots
+ * @param {'light'|'dark'} [o.theme]
+ * @param {string} [o.extensionTestsPath] run this extension test entry in the extension host
+ * @param {(code: number, logs: {relativePath: string, contents: string}[]) => void} [o.onExit]
+ * @param {(level: string, message: string) => void} [o.onLog]
+ */
+export async function openSession(o) {
+  const scratch = join(harness.scratch, `${String(++counter).padStart(2, '0')}-${o.name}`);
+  const shots = join(harness.artifacts, o.name);
+  mkdirSync(shots, { recursive: true });
+  const theme = o.theme ?? 'light';
+  const args = [];
+  if (harness.extension.mode === 'vsix') args.push('--install-extension', harness.extension.file);
+  // Linked before the server starts, so that its first scan of the extensions finds it.
+  if (harness.extension.mode === 'link') linkExtension(join(scratch, 'extensions'), harness.extension.folder);
+  const server = await startCodeServer({
+    entry: harness.codeServerEntry,
+    scratch,
+    workspace: harness.workspace,
+    settings: { 'workbench.colorTheme': THEMES[theme] },
+    logFile: join(shots, 'code-server.log'),
+    env: harness.env,
+    args,
+  });
+  harness.servers.add(server);
+  const context = await launchBrowser({ executablePath: harness.chromium, profileDir: join(scratch, 'chromium'), colorScheme: theme });
+  const consoleLog = join(shots, 'browser-console.log');
+  const session = {
+    name: o.name,
+    theme,
+    server,
+    context,
+    page: undefined,
+    shots,
+    /** Saves a screenshot of the whole window as <artifacts>/<name>/<nn>-<label>.png. */
+    async shot(label) {
+      const file = join(shots, `${String(++session.shotCount).padStart(2, '0')}-${label}.png`);
+      await session.page.screenshot({ path: file });
+      return file;
+    },
+    shotCount: 0,
+    async close() {
+      harness.sessions.delete(session);
+      try {
+        await context.close();
+      } catch {
+        /* browser already gone */
+      }
+      await server.stop();
+      harness.servers.delete(server);
+    },
+  };
+  harness.sessions.add(session);
+  try {
+    const page = context.pages()[0] ?? (await context.newPage());
+    session.page = page;
+    page.on('console', (m) => appendFileSync(consoleLog, `[${m.type()}] ${m.text()}\n`));
+    page.on('pageerror', (e) => appendFileSync(consoleLog, `[pageerror] ${e.stack ?? e}\n`));
+    if (o.extensionTestsPath) {
+      const folder = harness.extension.mode === 'link' ? harness.extension.folder : undefined;
+      await page.addInitScript(developmentOptionsScript({ extensionPaths: folder ? [folder] : [], extensionTestsPath: o.extensionTestsPath }));
+    }
+    await page.exposeFunction('codeAutomationLog', (level, message) => o.onLog?.(level, String(message)));
+    await page.exposeFunction('codeAutomationExit', (code, logs) => {
+      for (const l of logs ?? []) {
+        try {
+          const file = join(shots, 'vscode-logs', l.relativePath.replace(/\.\.+/g, '_'));
+          mkdirSync(join(file, '..'), { recursive: true });
+          writeFileSync(file, l.contents);
+        } catch {
+          /* best effort */
+        }
+      }
+      o.onExit?.(code, logs ?? []);
+    });
+    const url = `${server.url}/?folder=${encodeURIComponent(harness.workspace)}`;
+    await page.goto(url);
+    await waitForWorkbench(page);
+  } catch (e) {
+    await session.close();
+    throw e;
+  }
+  return session;
+}
+
+/** Closes every open session (browsers, then servers' process groups). */
+export async function closeAll() {
+  for (const s of [...harness.sessions]) await s.close();
+}
+
+/** Kills every server's process group at once, for 'exit' and signal handlers. */
+export function killAllSync() {
+  for (const s of harness.servers) s.stopSync();
+}

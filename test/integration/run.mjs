@@ -1,0 +1,172 @@
+#!/usr/bin/env node
+// `npm run test:integration`: the extension inside a real VS Code (code-server from npm,
+// driven by Debian's Chromium through playwright-core).
+//   1. installs code-server into .vscode-test/ once (scripts/setup-vscode.mjs);
+//   2. builds the extension and bundles the in-host suite (test/integration/suite) into
+//      out/integration/;
+//   3. (a) runs the in-host mocha suite in the extension host (developmentOptions injected
+//      into the workbench configuration; output and exit code via codeAutomationLog/Exit);
+//      (b) runs the UI tests (test/integration/ui/*.test.mjs) that click like a person, in a
+//      light and a dark theme, saving screenshots under test/integration/artifacts/;
+//   4. always stops every code-server process group; exits non-zero when anything failed.
+// Options: --suite-only, --ui-only, --vsix (install the packaged .vsix instead of a link),
+//          --keep (keep the scratch folder), --grep <re> (both layers).
+// Environment: CHROMIUM_PATH (default /usr/bin/chromium), MECHANIST_IT_TIMEOUT_S (600).
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { tmpdir } from 'node:os';
+import Mocha from 'mocha';
+import { bundleSuite, makeWorkspace } from './lib/prepare.mjs';
+import { ensureCodeServer, missingPrerequisites, chromiumPath, repoRoot } from '../../scripts/setup-vscode.mjs';
+import { harness, openSession, closeAll, killAllSync } from './lib/harness.mjs';
+
+const argv = process.argv.slice(2);
+const flag = (f) => argv.includes(f);
+const grep = argv.includes('--grep') ? argv[argv.indexOf('--grep') + 1] : undefined;
+const here = join(repoRoot, 'test', 'integration');
+const artifacts = join(here, 'artifacts');
+const totals = { passed: 0, failed: 0 };
+const t0 = Date.now();
+const secs = () => ((Date.now() - t0) / 1000).toFixed(1);
+const log = (m) => console.log(`[integration ${secs()}s] ${m}`);
+
+// Whatever happens, no code-server outlives this process.
+process.on('exit', killAllSync);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    console.error(`[integration] ${sig}: stopping code-server`);
+    killAllSync();
+    process.exit(130);
+  });
+}
+const limitS = Number(process.env.MECHANIST_IT_TIMEOUT_S ?? 600);
+setTimeout(() => {
+  console.error(`[integration] timed out after ${limitS} s; stopping code-server`);
+  killAllSync();
+  console.log(`${totals.passed} passed, ${totals.failed + 1} failed`);
+  process.exit(1);
+}, limitS * 1000).unref();
+
+/** (a) The mocha suite inside the extension host. */
+async function runSuite(testsEntry) {
+  log('in-host suite: starting code-server');
+  const out = join(artifacts, 'suite-output.txt');
+  let result;
+  let exitCode;
+  let inSuite = false;
+  const done = new Promise((resolve) => {
+    const session = openSession({
+      name: 'suite',
+      extensionTestsPath: testsEntry,
+      onLog: (level, message) => {
+        appendFileSync(out, `[${level}] ${message}\n`);
+        // Echo the suite's own output (between index.ts's markers) and the workbench's errors.
+        const m = /MECHANIST_SUITE_RESULT (\{.*\})/.exec(message);
+        if (m) {
+          result = JSON.parse(m[1]);
+          inSuite = false;
+        } else if (message.includes('MECHANIST_SUITE_BEGIN')) inSuite = true;
+        else if (inSuite || level === 'error') process.stdout.write(`  | ${message.replace(/\n/g, '\n  | ')}\n`);
+      },
+      onExit: (code) => {
+        exitCode = code;
+        resolve();
+      },
+    });
+    session.then((s) => (runSuite.session = s), (e) => resolve(e));
+  });
+  const timeoutMs = Number(process.env.MECHANIST_SUITE_TIMEOUT_S ?? 300) * 1000;
+  const err = await Promise.race([done, new Promise((r) => setTimeout(() => r(new Error(`in-host suite did not finish in ${timeoutMs / 1000} s`)), timeoutMs).unref())]);
+  if (runSuite.session) {
+    try {
+      await runSuite.session.shot('after-suite');
+    } catch {
+      /* page gone */
+    }
+    await runSuite.session.close();
+  }
+  if (err instanceof Error) {
+    console.error(`[integration] in-host suite: ${err.message}`);
+    totals.passed += result?.passes ?? 0;
+    totals.failed += Math.max(1, result?.failures ?? 0);
+    return;
+  }
+  if (result) {
+    totals.passed += result.passes;
+    totals.failed += result.failures;
+    if (exitCode !== 0 && result.failures === 0) totals.failed += 1; // the run itself failed
+  } else {
+    totals.failed += 1;
+    console.error(`[integration] in-host suite exited with ${exitCode} without a result; see ${relative(repoRoot, out)}`);
+  }
+  log(`in-host suite: exit code ${exitCode}`);
+}
+
+/** (b) UI tests with mocha in this process. */
+async function runUi() {
+  const files = readdirSync(join(here, 'ui')).filter((f) => /\.test\.m?js$/.test(f)).sort();
+  const mocha = new Mocha({ ui: 'bdd', timeout: 120_000, color: true, grep });
+  for (const f of files) mocha.addFile(join(here, 'ui', f));
+  await mocha.loadFilesAsync();
+  const stats = await new Promise((resolve) => {
+    const runner = mocha.run(() => resolve(runner.stats));
+  });
+  totals.passed += stats.passes;
+  totals.failed += stats.failures;
+  await closeAll();
+}
+
+async function main() {
+  const missing = missingPrerequisites({ forInstall: false, forBrowser: true });
+  if (missing.length) throw new Error(`missing: ${missing.join(', ')}`);
+  const cs = ensureCodeServer();
+  log(`code-server ready (${relative(repoRoot, cs.dir)})`);
+
+  log('building the extension (scripts/build.mjs)');
+  execFileSync(process.execPath, [join(repoRoot, 'scripts', 'build.mjs')], { cwd: repoRoot, stdio: 'inherit' });
+  const testsEntry = await bundleSuite(repoRoot);
+
+  rmSync(artifacts, { recursive: true, force: true });
+  mkdirSync(artifacts, { recursive: true });
+  // Short, in the system's temp folder: VS Code's IPC socket paths must stay under 107 chars.
+  const scratch = mkdtempSync(join(tmpdir(), 'mech-it-'));
+  Object.assign(harness, {
+    repoRoot,
+    codeServerEntry: cs.entry,
+    chromium: chromiumPath(),
+    scratch,
+    workspace: makeWorkspace(repoRoot, join(scratch, 'workspace')),
+    artifacts,
+    extension: { mode: 'link', folder: repoRoot },
+    env: {
+      MECHANIST_REPO_ROOT: repoRoot,
+      ...(grep ? { MECHANIST_TEST_GREP: grep } : {}),
+    },
+  });
+  if (!existsSync(join(harness.workspace, 'gpt2', 'model.onnx'))) {
+    log('warning: test/fixtures/gpt2/model.onnx is missing; tests that need it will fail');
+  }
+  writeFileSync(join(artifacts, 'suite-output.txt'), '');
+  try {
+    if (!flag('--ui-only')) await runSuite(testsEntry);
+    if (!flag('--suite-only')) await runUi();
+  } finally {
+    await closeAll();
+    if (flag('--keep')) log(`scratch kept in ${scratch}`);
+    else rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+let code = 0;
+try {
+  await main();
+} catch (e) {
+  console.error(`[integration] ${e.stack ?? e.message}`);
+  totals.failed += 1;
+}
+killAllSync();
+if (totals.failed > 0) code = 1;
+log(`done; screenshots and logs in ${relative(repoRoot, artifacts)}/`);
+console.log(`${totals.passed} passed, ${totals.failed} failed`);
+process.exit(code);
