@@ -108,13 +108,15 @@ export async function startCodeServer(o) {
   const child = spawn(process.execPath, args, { env, cwd: o.scratch, detached: true, stdio: ['ignore', out, out] });
   closeSync(out);
   let exited = null;
-  child.on('exit', (code, signal) => { exited = { code, signal }; });
+  const done = new Promise((resolve) => child.on('exit', (code, signal) => resolve((exited = { code, signal }))));
   const url = `http://127.0.0.1:${port}`;
   const server = {
     url,
     port,
     pid: child.pid,
     dirs,
+    /** Resolves with { code, signal } when the server process exits. */
+    done,
     logFile,
     /** Kills the whole process group (TERM, then KILL); safe to call twice. */
     async stop() {
