@@ -8,6 +8,7 @@ import { onnxType } from './proto';
 import { bfloatToFloat, halfToFloat } from './float16';
 import { DataType, bytesPerElement, dataTypeName, toNumber } from './types';
 import type { GraphProto, ModelProto, TensorProto } from './types';
+import type { HostTensor } from '../tensor';
 
 /** A problem with a model file, worded for the user (one line). */
 export class ModelError extends Error {
@@ -41,6 +42,8 @@ export class OnnxModel {
     readonly dir: string,
     /** Size of the .onnx file itself, bytes. */
     readonly fileSize: number,
+    /** The file's bytes, which inline weights are views into. */
+    private readonly bytes?: Uint8Array,
   ) {
     this.resolveExternalData();
   }
@@ -88,7 +91,7 @@ export class OnnxModel {
     }
     if (proto.graph.node.length === 0) throw new ModelError(`${label} has an empty graph (no nodes)`);
     const abs = file ? path.resolve(file) : '';
-    return new OnnxModel(proto, abs, abs ? path.dirname(abs) : process.cwd(), bytes.length);
+    return new OnnxModel(proto, abs, abs ? path.dirname(abs) : process.cwd(), bytes.length, abs ? bytes : undefined);
   }
 
   /** Wraps a proto built in memory; external data resolves against `dir`. */
@@ -119,6 +122,16 @@ export class OnnxModel {
   /** Where a tensor's data lives, if outside the .onnx file. */
   externalRef(t: TensorProto): ExternalRef | undefined {
     return this.externals.get(t);
+  }
+
+  /**
+   * Where an inline tensor's raw bytes sit inside the .onnx file, so a rewritten graph can read
+   * them from the original file as external data instead of copying them.
+   */
+  inlineOffset(t: TensorProto): { offset: number; length: number } | undefined {
+    const raw = t.raw_data;
+    if (!this.bytes || !raw || raw.length === 0 || raw.buffer !== this.bytes.buffer) return undefined;
+    return { offset: raw.byteOffset - this.bytes.byteOffset, length: raw.length };
   }
 
   /** Number of elements of a tensor. */
@@ -190,6 +203,28 @@ export class OnnxModel {
       default:
         throw new ModelError(`tensor ${t.name}: data type ${dataTypeName(dt)} is not supported here`);
     }
+  }
+
+  /** A tensor as a host tensor in onnxruntime's element types (float16 kept as bits). */
+  tensorHost(t: TensorProto): HostTensor {
+    const dims = t.dims.map(toNumber);
+    const dt = t.data_type;
+    if (dt === DataType.FLOAT16) {
+      const b = this.tensorBytes(t);
+      return { type: 'float16', data: new Uint16Array(Uint8Array.from(b).buffer), dims };
+    }
+    const types: Partial<Record<number, HostTensor['type']>> = {
+      [DataType.FLOAT]: 'float32',
+      [DataType.DOUBLE]: 'float64',
+      [DataType.INT64]: 'int64',
+      [DataType.INT32]: 'int32',
+      [DataType.BOOL]: 'bool',
+      [DataType.UINT8]: 'uint8',
+      [DataType.INT8]: 'int8',
+    };
+    const type = types[dt];
+    if (!type) throw new ModelError(`tensor ${t.name}: data type ${dataTypeName(dt)} cannot be fed to onnxruntime here`);
+    return { type, data: this.tensorValues(t) as HostTensor['data'], dims };
   }
 
   /** Tensor values widened to float32 (for arithmetic on weights of any float type). */

@@ -1,0 +1,85 @@
+/**
+ * onnxruntime sessions: execution provider choice (CUDA when asked or available, else CPU,
+ * with the reason recorded), thread count, and conversion between host tensors and ORT's.
+ */
+import * as fs from 'node:fs';
+import * as ort from 'onnxruntime-node';
+import type { HostTensor, TensorType } from './tensor';
+
+export type ProviderChoice = 'auto' | 'cpu' | 'cuda';
+
+export interface SessionOptions {
+  provider?: ProviderChoice;
+  /** Intra-op threads (0 or undefined: onnxruntime's default). */
+  threads?: number;
+  /** Folder that the model's external data locations are relative to (for models given as bytes). */
+  externalDataFolder?: string;
+  /** onnxruntime graph optimisation level (default 'all'). */
+  optimization?: 'disabled' | 'basic' | 'extended' | 'all';
+}
+
+/** An onnxruntime session and the provider it really uses. */
+export interface OpenSession {
+  session: ort.InferenceSession;
+  provider: 'cpu' | 'cuda';
+  /** Why this provider (e.g. "CUDA requested but unavailable: ...; using CPU"). */
+  reason: string;
+}
+
+/** True when this machine shows an NVIDIA GPU to user space. */
+export function gpuPresent(): boolean {
+  return fs.existsSync('/dev/nvidia0') || fs.existsSync('/proc/driver/nvidia/version');
+}
+
+/** True when onnxruntime-node was installed with its CUDA provider. */
+export function cudaInstalled(): boolean {
+  try {
+    return ort.listSupportedBackends?.().some((b) => b.name === 'cuda') ?? false;
+  } catch {
+    return false;
+  }
+}
+
+/** The provider order to try for a choice, with the reason. Pure, so the selection logic is testable. */
+export function providerPlan(choice: ProviderChoice, gpu: boolean, cudaPackage: boolean): { order: ('cuda' | 'cpu')[]; reason: string } {
+  if (choice === 'cpu') return { order: ['cpu'], reason: 'CPU selected in settings' };
+  if (choice === 'cuda') return { order: ['cuda', 'cpu'], reason: 'CUDA selected in settings' };
+  if (gpu && cudaPackage) return { order: ['cuda', 'cpu'], reason: 'auto: GPU present and onnxruntime-node has CUDA' };
+  if (gpu) return { order: ['cpu'], reason: 'auto: GPU present but onnxruntime-node was installed without CUDA (see README)' };
+  return { order: ['cpu'], reason: 'auto: no GPU' };
+}
+
+/** Creates a session, falling back from CUDA to CPU with a reason instead of failing. */
+export async function openSession(model: string | Uint8Array, opts: SessionOptions = {}): Promise<OpenSession> {
+  const plan = providerPlan(opts.provider ?? 'auto', gpuPresent(), cudaInstalled());
+  let lastError = '';
+  for (const provider of plan.order) {
+    const options: ort.InferenceSession.SessionOptions = {
+      executionProviders: [provider],
+      graphOptimizationLevel: opts.optimization ?? 'all',
+      // Warnings (e.g. "initializer appears in graph inputs", which the patch inputs do on purpose) are noise here.
+      logSeverityLevel: 3,
+      ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
+      ...(opts.externalDataFolder ? { extra: { session: { model_external_initializers_file_folder_path: opts.externalDataFolder } } } : {}),
+    };
+    try {
+      const session = typeof model === 'string' ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
+      const reason = lastError ? `${plan.reason}; CUDA failed (${lastError}), using CPU` : plan.reason;
+      return { session, provider, reason };
+    } catch (e) {
+      lastError = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+      if (provider === 'cpu') throw new Error(`onnxruntime could not load the model: ${lastError}`);
+    }
+  }
+  throw new Error(`onnxruntime could not load the model: ${lastError}`);
+}
+
+/** Host tensor -> onnxruntime tensor (no copy). */
+export function toOrt(t: HostTensor): ort.Tensor {
+  return new ort.Tensor(t.type as ort.Tensor.Type, t.data as never, t.dims);
+}
+
+/** onnxruntime tensor -> host tensor (no copy). */
+export function fromOrt(t: ort.Tensor): HostTensor {
+  return { type: t.type as TensorType, data: t.data as HostTensor['data'], dims: [...t.dims] };
+}
