@@ -2,9 +2,9 @@
 // host calls run() once the extension under test is loaded; it runs every *.test.js next to
 // this file with mocha and rejects when a test fails. The same module serves code-server
 // (test/integration/run.mjs) and @vscode/test-electron (test/integration/electron.mjs).
-import './console';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { format } from 'node:util';
 import Mocha from 'mocha';
 
 /** Runs the suite; resolves when every test passed. */
@@ -20,6 +20,10 @@ export async function run(): Promise<void> {
     .filter((f) => f.endsWith('.test.js'))
     .sort();
   for (const f of files) mocha.addFile(path.join(__dirname, f));
+  // The workbench forwards the extension host's console output without applying format
+  // strings, and VS Code makes console.log read-only there; mocha's reporters print through
+  // Base.consoleLog with '%s' templates, so format before printing.
+  Mocha.reporters.Base.consoleLog = (...args: unknown[]) => console.log(format(...args));
   // The markers let the code-server runner pick the suite's output out of the workbench log.
   console.log('MECHANIST_SUITE_BEGIN');
   const failures = await new Promise<number>((resolve, reject) => {
