@@ -1,4 +1,5 @@
 /** Tensors on the host, independent of onnxruntime's classes (methods and tests use these). */
+import { floatToHalf, halfToFloat } from './onnx/float16';
 
 export type TensorType = 'float32' | 'float16' | 'int64' | 'int32' | 'bool' | 'uint8' | 'float64' | 'int8';
 
@@ -34,4 +35,28 @@ export function row(t: HostTensor, r: number): Float32Array {
   const n = size(t.dims.slice(1));
   if (!(t.data instanceof Float32Array)) throw new Error(`expected float32 data, got ${t.type}`);
   return t.data.subarray(r * n, (r + 1) * n);
+}
+
+/** The values of a float tensor as float32 (float16 bits are widened; float32 data is returned as is). */
+export function asFloat32(t: HostTensor): Float32Array {
+  if (t.data instanceof Float32Array) return t.data;
+  if (t.type === 'float16') return Float32Array.from(t.data as Uint16Array, halfToFloat);
+  return Float32Array.from(t.data as ArrayLike<number>);
+}
+
+/** A float tensor of `type` (float32 or float16) from float32 values. */
+export function fromFloat32(values: Float32Array, dims: number[], type: TensorType): HostTensor {
+  if (type === 'float16') return { type, data: Uint16Array.from(values, floatToHalf), dims };
+  return { type: 'float32', data: values, dims };
+}
+
+/** Softmax of one row of logits, in float64 for accuracy. */
+export function softmax(logits: ArrayLike<number>): Float64Array {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) max = Math.max(max, logits[i]);
+  const out = new Float64Array(logits.length);
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += out[i] = Math.exp(logits[i] - max);
+  for (let i = 0; i < out.length; i++) out[i] /= sum;
+  return out;
 }

@@ -233,7 +233,7 @@ function tokenEmbedding(idx: ModuleIndex, embeddingPaths: string[]): NodeProto |
 function findHooks(idx: ModuleIndex, arch: Architecture, tokenEmbed: NodeProto | undefined, embeddingPaths: string[], family: Family): HookPoint[] {
   const f = new HookFinder(idx);
   const vision = family === 'clip-vision' || family === 'vit';
-  const embedOut = vision ? idx.outputs(idx.subtree(embeddingPaths[0] ?? ''))[0] : tokenEmbed?.output[0];
+  const embedOut = vision ? f.moduleOutput(embeddingPaths.slice(0, 1)) : tokenEmbed?.output[0];
 
   const stackHooks = (blocks: BlockInfo[], stack: 'blocks' | 'encoder', embed: string | undefined, avoid: Set<NodeProto>): void => {
     if (!blocks.length) return;

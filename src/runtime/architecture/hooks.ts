@@ -86,7 +86,12 @@ export class HookFinder {
 
   /** A block's residual output: its activation read by the most nodes outside the block. */
   blockOutput(block: BlockInfo): string | undefined {
-    const nodes = this.idx.subtree(block.path);
+    return this.moduleOutput([block.path]);
+  }
+
+  /** The activation a module subtree hands on: read by the most nodes outside it (shape values excluded). */
+  moduleOutput(paths: string[]): string | undefined {
+    const nodes = this.idx.union(paths);
     const inside = new Set(nodes);
     let best: string | undefined;
     let bestCount = 0;

@@ -13,7 +13,7 @@ import type { OpenSession, ProviderChoice } from '../session';
 import { size } from '../tensor';
 import type { HostTensor } from '../tensor';
 import { cachedGraph } from './graphCache';
-import { instrument } from './rewrite';
+import { instrument, patchDefaults } from './rewrite';
 import type { Instrumented } from './rewrite';
 
 /** Replace a hook's activation at some (row, position) cells with given values. */
@@ -146,7 +146,7 @@ export class PreparedSession {
   /** Runs the session: `fetch` hooks (captured), `outputs` of the model, `lastLogits` when prepared. */
   async run(feeds: Record<string, HostTensor>, opts: { patches?: Patch[]; fetch?: string[]; outputs?: string[] } = {}): Promise<RunResult> {
     const ortFeeds: Record<string, ReturnType<typeof toOrt>> = {};
-    for (const [k, v] of Object.entries(feeds)) ortFeeds[k] = toOrt(v);
+    for (const [k, v] of Object.entries({ ...patchDefaults(this.inst), ...feeds })) ortFeeds[k] = toOrt(v);
     const byTensor = new Map<string, Patch[]>();
     for (const p of opts.patches ?? []) {
       const t = this.patchable.get(p.hook);

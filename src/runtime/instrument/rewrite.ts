@@ -1,9 +1,11 @@
 /**
  * Graph rewriting for instrumentation (DESIGN.md section 4):
  * - capture: a value becomes a graph output;
- * - patch: `x' = Where(mask, value, x)` with `mask`/`value` as new graph inputs whose default
- *   initializers (mask false, broadcastable) leave the model unchanged, so one session serves
- *   clean, corrupted and patched runs, and every batch row can patch something different;
+ * - patch: `x' = Where(mask, value, x)` with `mask`/`value` as new graph inputs; fed scalar
+ *   defaults (mask false) they leave the model unchanged, so one session serves clean,
+ *   corrupted and patched runs, and every batch row can patch something different. (They are
+ *   plain inputs, not initializers with defaults: onnxruntime-node does not let a run override
+ *   an initializer, so the runner feeds the defaults itself, see `patchDefaults`.);
  * - last-token logits: the unembedding applied to the last position only (what every method
  *   that scores a next token needs), so the [batch, seq, vocab] logits are never computed.
  * The rewritten model reads its weights from the original file(s) as external data, so the
@@ -12,7 +14,8 @@
 import * as path from 'node:path';
 import type { OnnxGraph } from '../onnx/graph';
 import type { OnnxModel } from '../onnx/model';
-import { DataType, bytesPerElement } from '../onnx/types';
+import { DataType } from '../onnx/types';
+import type { HostTensor } from '../tensor';
 import type { GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto } from '../onnx/types';
 
 export interface InstrumentSpec {
@@ -78,8 +81,33 @@ function scalarTensor(name: string, dataType: number, bytes: Uint8Array, dims: n
   return { name, data_type: dataType, dims, raw_data: bytes, float_data: [], int32_data: [], int64_data: [], double_data: [], uint64_data: [], string_data: [], external_data: [] };
 }
 
-function zerosBytes(dataType: number, count: number): Uint8Array {
-  return new Uint8Array(Math.max(1, bytesPerElement(dataType)) * count);
+/** Scalar feeds that leave every patch point of `inst` inactive. */
+export function patchDefaults(inst: Pick<Instrumented, 'patchInputs'>): Record<string, HostTensor> {
+  const feeds: Record<string, HostTensor> = {};
+  for (const p of inst.patchInputs.values()) {
+    feeds[p.mask] = scalar(p.maskType);
+    feeds[p.value] = scalar(p.elemType);
+  }
+  return feeds;
+}
+
+function scalar(dataType: number): HostTensor {
+  switch (dataType) {
+    case DataType.BOOL:
+      return { type: 'bool', data: new Uint8Array(1), dims: [] };
+    case DataType.FLOAT16:
+      return { type: 'float16', data: new Uint16Array(1), dims: [] };
+    case DataType.DOUBLE:
+      return { type: 'float64', data: new Float64Array(1), dims: [] };
+    case DataType.INT32:
+      return { type: 'int32', data: new Int32Array(1), dims: [] };
+    case DataType.INT64:
+      return { type: 'int64', data: new BigInt64Array(1), dims: [] };
+    case DataType.UINT8:
+      return { type: 'uint8', data: new Uint8Array(1), dims: [] };
+    default:
+      return { type: 'float32', data: new Float32Array(1), dims: [] };
+  }
 }
 
 /** The initializer list of the rewritten model: large inline weights become references into the original file. */
@@ -128,10 +156,9 @@ export function instrument(model: OnnxModel, graph: OnnxGraph, spec: InstrumentS
       throw new Error(`cannot patch "${v}" (${DataType[elemType] ?? elemType}) in an opset ${model.opset} graph: patching needs opset 7+ for floats, 9+ for other types`);
     }
     const maskType = blend ? elemType : DataType.BOOL;
-    // Scalar defaults broadcast to any shape without changing it: mask false, value unused.
-    // The inputs declare no shape, so a run may feed [batch, seq, 1...] masks and values.
+    // The inputs declare no shape: a run feeds scalar defaults (which broadcast to any shape
+    // without changing it) or [batch, seq, 1...] masks and values.
     inputs.push(valueInfo(mask, maskType), valueInfo(value, elemType));
-    inits.push(scalarTensor(mask, maskType, zerosBytes(maskType, 1), []), scalarTensor(value, elemType, zerosBytes(elemType, 1), []));
     for (const n of nodes) n.input = n.input.map((x) => (x === v ? out : x));
     if (blend) {
       const d = `mechanist/patch_${i}`;

@@ -8,7 +8,7 @@ import * as ort from 'onnxruntime-node';
 import type { OnnxGraph } from '../../../src/runtime/onnx/graph';
 import type { OnnxModel } from '../../../src/runtime/onnx/model';
 import { onnxType } from '../../../src/runtime/onnx/proto';
-import { instrument, patchableType } from '../../../src/runtime/instrument/rewrite';
+import { instrument, patchDefaults, patchableType } from '../../../src/runtime/instrument/rewrite';
 import { fromOrt, openSession, toOrt } from '../../../src/runtime/session';
 import type { HostTensor } from '../../../src/runtime/tensor';
 import { halfToFloat } from '../../../src/runtime/onnx/float16';
@@ -77,7 +77,8 @@ export async function checkInvariance(model: OnnxModel, graph: OnnxGraph, feeds:
     const inst = instrument(model, graph, { capture, patch });
     const bytes = onnxType('ModelProto').encode(inst.proto as never).finish();
     const { session } = await openSession(bytes, { provider: 'cpu', externalDataFolder: model.dir, optimization: 'disabled' });
-    const out = await session.run(ortFeeds, [...outputs]);
+    const defaults = Object.fromEntries(Object.entries(patchDefaults(inst)).map(([k, v]) => [k, toOrt(v)]));
+    const out = await session.run({ ...ortFeeds, ...defaults }, [...outputs]);
     await session.release();
     for (const o of outputs) {
       const diff = same(reference[o], fromOrt(out[o]));

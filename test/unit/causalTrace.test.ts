@@ -1,0 +1,41 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { openModel } from '../../src/runtime/inspect';
+import { HookedModel } from '../../src/runtime/instrument/hookedModel';
+import { causalTrace } from '../../src/runtime/methods/causalTrace';
+import type { TraceKind } from '../../src/runtime/methods/causalTrace';
+import { TextTokenizer } from '../../src/runtime/tokenizer';
+import { expected, fixture, flat, hasFixture, maxAbsDiff } from './helpers/fixtures';
+
+for (const name of ['gpt2', 'llama']) {
+  test(`${name}: causal traces equal ROME-style PyTorch references within 1e-4`, { skip: !hasFixture(name) && 'fixture not generated' }, async (t) => {
+    const exp = expected(name);
+    const { model, graph, arch } = openModel(fixture(name));
+    const hooked = new HookedModel(model, graph, arch);
+    t.after(() => hooked.dispose());
+    const tok = TextTokenizer.load(fixture(name));
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    for (const ref of exp.causalTrace as any[]) {
+      const corruption =
+        ref.corruption.type === 'replace'
+          ? ({ type: 'replace', subject: ref.corruption.subject } as const)
+          : ({ type: 'noise', noise: Float32Array.from(flat(ref.corruption.noise)), samples: ref.corruption.noise.length } as const);
+      const [got] = await causalTrace(hooked, tok, {
+        prompt: exp.prompt.text,
+        subject: exp.prompt.subject,
+        target: exp.prompt.answer.text,
+        corruption,
+        kinds: [ref.kind as TraceKind],
+        window: ref.window,
+      });
+      const label = `${ref.kind}/${ref.corruption.type}`;
+      assert.deepEqual(got.inputTokens.ids, ref.inputTokens.ids, `${label}: tokens`);
+      assert.deepEqual(got.subjectRange, ref.subjectRange, `${label}: subject range`);
+      assert.equal(got.answer.id, ref.answer.id, `${label}: answer`);
+      assert.ok(Math.abs(got.highScore - ref.highScore) < 1e-4, `${label}: high ${got.highScore} vs ${ref.highScore}`);
+      assert.ok(Math.abs(got.lowScore - ref.lowScore) < 1e-4, `${label}: low ${got.lowScore} vs ${ref.lowScore}`);
+      const diff = maxAbsDiff(flat(got.scores), flat(ref.scores));
+      assert.ok(diff < 1e-4, `${label}: scores differ by ${diff}`);
+    }
+  });
+}
