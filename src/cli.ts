@@ -21,7 +21,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof UsageError) {
-      process.stderr.write(`mechanist ${name}: ${e.message}\nusage: mechanist ${cmd.usage}\n`);
+      process.stderr.write(`mechanist ${name}: ${e.message} (usage: mechanist ${cmd.usage})\n`);
       return 2;
     }
     const msg = e instanceof Error ? e.message : String(e);

@@ -1,5 +1,6 @@
 /** The CLI's command table. */
 import { inspectCommand } from './inspect';
+import { traceCommand } from './trace';
 
 export interface CliCommand {
   usage: string;
@@ -9,4 +10,5 @@ export interface CliCommand {
 
 export const COMMANDS: Record<string, CliCommand> = {
   inspect: inspectCommand,
+  trace: traceCommand,
 };
