@@ -2107,8 +2107,8 @@ def render(rng, colour, shape, size=IMAGE):
     g = rng.randint(70, 190)
     bg = np.array([g + rng.randint(-15, 16) for _ in range(3)], dtype=np.float64)
     img = bg[None, None, :] + rng.normal(0, 6, (size, size, 3))
-    r = rng.uniform(6.5, 10.5)
-    cx, cy = rng.uniform(r + 1, size - r - 1), rng.uniform(r + 1, size - r - 1)
+    r = rng.uniform(10, 12)
+    cx, cy = size / 2 + rng.uniform(-1.5, 1.5), size / 2 + rng.uniform(-1.5, 1.5)
     yy, xx = np.mgrid[0:size, 0:size] + 0.5
     if shape == 'circle':
         mask = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
@@ -2159,26 +2159,39 @@ def build_clip():
     assert eos == len(tok.vocab) - 1
     tcfg = {'vocab': len(tok.vocab), 'd': 64, 'heads': 4, 'ffn': 128, 'layers': 2, 'max_pos': 16, 'proj': 32,
             'init_std': 0.02, 'hidden_act': 'quick_gelu', 'eos_token_id': eos, 'pad_token_id': eos}
-    vcfg = {'d': 64, 'heads': 4, 'ffn': 128, 'layers': 3, 'image': IMAGE, 'patch': 8, 'proj': 32,
+    vcfg = {'d': 64, 'heads': 4, 'ffn': 128, 'layers': 2, 'image': IMAGE, 'patch': 8, 'proj': 32,
             'init_std': 0.02, 'hidden_act': 'quick_gelu'}
     text = CLIPTextModelWithProjection(tcfg)
     vision = CLIPVisionModelWithProjection(vcfg)
     logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
     train_imgs, train_labels = image_set(77, 80)
     test_imgs, test_labels = image_set(78, 20)
+    val_imgs, val_labels = image_set(79, 10)
     xtrain = preprocess(train_imgs, CLIP_MEAN, CLIP_STD)
     xtest = preprocess(test_imgs, CLIP_MEAN, CLIP_STD)
+    xval = preprocess(val_imgs, CLIP_MEAN, CLIP_STD)
+    zs_ids, zs_mask = pad_batch([tok.encode(ZERO_SHOT_TEMPLATE.format(f'{c} {s}')) for c, s in CLASSES], eos)
+
+    def zero_shot_acc(x, y):
+        text.eval()
+        vision.eval()
+        with torch.no_grad():
+            te = F.normalize(text(zs_ids, zs_mask)[0], dim=-1)
+            ie = F.normalize(vision(x)[0], dim=-1)
+        pred = (ie @ te.t()).argmax(-1).numpy()
+        return {'colour': float(np.mean([CLASSES[p][0] == CLASSES[l][0] for p, l in zip(pred, y)])),
+                'shape': float(np.mean([CLASSES[p][1] == CLASSES[l][1] for p, l in zip(pred, y)])),
+                'both': float(np.mean(pred == y))}
     caption_ids = {}
     for ci, (c, s) in enumerate(CLASSES):
         for ti, t in enumerate(CAPTION_TEMPLATES):
             caption_ids[ci, ti] = tok.encode(t.format(f'{c} {s}'))
-    opt = torch.optim.Adam(list(text.parameters()) + list(vision.parameters()) + [logit_scale], lr=1e-3)
+    opt = torch.optim.Adam(list(text.parameters()) + list(vision.parameters()) + [logit_scale], lr=2e-3)
     rng = np.random.RandomState(5)
-    per = 4
+    per = 3
     by_class = [np.nonzero(train_labels == ci)[0] for ci in range(len(CLASSES))]
-    steps = 500
     t0 = time.time()
-    for step in range(steps):
+    for step in range(1, 1201):
         text.train()
         vision.train()
         idx = np.concatenate([rng.choice(b, per, replace=False) for b in by_class])
@@ -2192,19 +2205,14 @@ def build_clip():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    text.eval()
-    vision.eval()
+        if step % 50 == 0 and zero_shot_acc(xval, val_labels)['both'] >= 0.98:
+            break
+    steps = step
     # zero-shot: argmax over the 12 captions 'a photo of {colour} {shape}'
-    zs_ids, zs_mask = pad_batch([tok.encode(ZERO_SHOT_TEMPLATE.format(f'{c} {s}')) for c, s in CLASSES], eos)
-    with torch.no_grad():
-        te = F.normalize(text(zs_ids, zs_mask)[0], dim=-1)
-        ie = F.normalize(vision(xtest)[0], dim=-1)
-    pred = (ie @ te.t()).argmax(-1).numpy()
-    acc = {'colour': float(np.mean([CLASSES[p][0] == CLASSES[l][0] for p, l in zip(pred, test_labels)])),
-           'shape': float(np.mean([CLASSES[p][1] == CLASSES[l][1] for p, l in zip(pred, test_labels)])),
-           'both': float(np.mean(pred == test_labels))}
+    acc = zero_shot_acc(xtest, test_labels)
     print(f'    trained clip: {steps} steps ({time.time() - t0:.0f}s), zero-shot {acc}')
-    training = {'steps': steps, 'optimizer': 'Adam lr=1e-3', 'batch': f'{per} images per class, one caption per class',
+    training = {'steps': steps, 'optimizer': 'Adam lr=2e-3', 'batch': f'{per} images per class, one caption per class',
+                'stop': 'every 50 steps: zero-shot accuracy >= 0.98 on 120 validation images (seed 79)',
                 'loss': 'symmetric InfoNCE: image->12 captions CE + caption->images soft CE (uniform over its class)',
                 'logitScale': float(logit_scale.exp()), 'trainImages': int(len(train_labels)),
                 'captionTemplates': CAPTION_TEMPLATES}
@@ -2375,22 +2383,29 @@ def build_vit(train_imgs=None, train_labels=None, test_imgs=None, test_labels=No
         test_imgs, test_labels = image_set(78, 20)
     mean, std = [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]
     labels = [f'{c} {s}' for c, s in CLASSES]
-    cfg = {'d': 64, 'heads': 4, 'ffn': 128, 'layers': 3, 'image': IMAGE, 'patch': 8, 'labels': len(CLASSES),
+    cfg = {'d': 64, 'heads': 4, 'ffn': 128, 'layers': 2, 'image': IMAGE, 'patch': 8, 'labels': len(CLASSES),
            'init_std': 0.02, 'hidden_act': 'gelu', 'id2label': {str(i): l for i, l in enumerate(labels)}}
     model = ViTForImageClassification(cfg)
     xtrain = preprocess(train_imgs, mean, std)
     xtest = preprocess(test_imgs, mean, std)
     ytrain = torch.from_numpy(train_labels)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    val_imgs, val_labels = image_set(79, 10)
+    xval = preprocess(val_imgs, mean, std)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     rng = np.random.RandomState(6)
-    steps = 300
-    for step in range(steps):
+    for step in range(1, 1201):
         model.train()
-        idx = rng.choice(len(ytrain), 48, replace=False)
+        idx = rng.choice(len(ytrain), 36, replace=False)
         loss = F.cross_entropy(model(xtrain[idx]), ytrain[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if step % 50 == 0:
+            model.eval()
+            with torch.no_grad():
+                if (model(xval).argmax(-1).numpy() == val_labels).mean() >= 0.98:
+                    break
+    steps = step
     model.eval()
     with torch.no_grad():
         acc = float((model(xtest).argmax(-1).numpy() == test_labels).mean())
@@ -2413,7 +2428,8 @@ def build_vit(train_imgs=None, train_labels=None, test_imgs=None, test_labels=No
         'preprocessing': 'pixel_values = (png / 255 - 0.5) / 0.5, channels first; images are ../clip-vision/images/*.png',
         'runs': [{'model': 'model.onnx', 'images': [f'../clip-vision/images/{n}.png' for n, _ in samples],
                   'inputs': {'pixel_values': tensor_spec(x)}, 'outputs': {'logits': tensor_spec(f32(st['output']))}}],
-        'training': {'steps': steps, 'optimizer': 'Adam lr=1e-3, batch 48', 'trainImages': int(len(train_labels)),
+        'training': {'steps': steps, 'optimizer': 'Adam lr=2e-3, batch 36',
+                     'stop': 'every 50 steps: accuracy >= 0.98 on 120 validation images (seed 79)', 'trainImages': int(len(train_labels)),
                      'testImages': int(len(test_labels)), 'accuracy': acc},
         'layers': {'inputRow': 0, 'image': f'../clip-vision/images/{samples[0][0]}.png', **layer_refs(st, 0)},
     }
