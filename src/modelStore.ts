@@ -9,7 +9,11 @@ export class ModelStore implements vscode.Disposable {
   /** Fires when a model is opened or closed. */
   readonly onDidChange = this.changed.event;
 
-  constructor(private readonly engine: EngineClient) {}
+  constructor(
+    private readonly engine: EngineClient,
+    /** Resolves once the engine has the user's settings. */
+    private readonly ready: () => Promise<unknown> = async () => undefined,
+  ) {}
 
   list(): readonly OpenedModel[] {
     return this.models;
@@ -24,6 +28,7 @@ export class ModelStore implements vscode.Disposable {
     const existing = this.find(uri.fsPath);
     if (existing) return existing;
     const name = uri.path.split('/').pop();
+    await this.ready();
     const model = await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title: `Mechanist: opening ${name}`, cancellable: true },
       (progress, token) => this.engine.request('open', { path: uri.fsPath }, { cancel: token, onProgress: (p) => progress.report({ message: p.message }) }),

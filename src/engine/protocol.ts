@@ -4,6 +4,8 @@
  * cancelled by id.
  */
 import type { ModelSummary } from '../runtime/inspect';
+import type { Corruption, TraceKind, TraceResult } from '../runtime/methods/causalTrace';
+import type { ProviderChoice } from '../runtime/session';
 
 /** An open model as the engine knows it. */
 export interface OpenedModel extends ModelSummary {
@@ -18,6 +20,17 @@ export interface EngineMethods {
   close: { params: { id: string }; result: { closed: boolean } };
   /** Lists the ONNX nodes behind a component: op type, inputs and outputs. */
   nodes: { params: { id: string; names: string[] }; result: { name: string; op: string; inputs: string[]; outputs: string[] }[] };
+  /** Settings that apply to later runs. */
+  configure: { params: EngineSettings; result: { ok: true } };
+  /** Token ids and strings of a text (the model's tokenizer). */
+  tokenize: { params: { id: string; text: string }; result: { ids: number[]; strings: string[] } };
+  /** Top next-token predictions after a prompt. */
+  predict: { params: { id: string; prompt: string; top: number }; result: { tokens: { id: number; text: string; p: number }[]; provider: string } };
+  /** Causal trace of every kind asked for (one clean and one corrupted run shared). */
+  trace: {
+    params: { id: string; prompt: string; subject: string; target?: string; corruption: Corruption; kinds: TraceKind[]; window: number };
+    result: TraceResult[];
+  };
   /** For tests of cancellation and progress: counts to `steps`, one step per `ms`. */
   sleep: { params: { steps: number; ms: number }; result: { completed: number } };
 }
@@ -25,6 +38,14 @@ export interface EngineMethods {
 export type Method = keyof EngineMethods;
 export type Params<M extends Method> = EngineMethods[M]['params'];
 export type Result<M extends Method> = EngineMethods[M]['result'];
+
+/** Settings the extension passes on (from `mechanist.*`). */
+export interface EngineSettings {
+  provider?: ProviderChoice;
+  threads?: number;
+  cacheDir?: string;
+  maxBatchRows?: number;
+}
 
 /** Extension -> engine. */
 export type ToEngine =

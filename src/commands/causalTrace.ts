@@ -1,0 +1,128 @@
+/**
+ * "Mechanist: Causal Trace...": asks prompt, subject (offering the prompt's spans), target
+ * (showing the model's own top predictions) and corruption; runs with a cancellable progress
+ * notification; opens the heatmaps and records the run.
+ */
+import * as vscode from 'vscode';
+import type { EngineClient } from '../engine/client';
+import { EngineError } from '../engine/client';
+import type { OpenedModel } from '../engine/protocol';
+import type { Corruption } from '../runtime/methods/causalTrace';
+import { newRunId } from '../runStore';
+import type { RunStore } from '../runStore';
+import type { TraceRun } from '../webviews/trace/protocol';
+
+/** Everything a trace needs, asked or given (tests pass it directly). */
+export interface TraceInputs {
+  prompt: string;
+  subject: string;
+  target?: string;
+  corruption: Corruption;
+  window: number;
+}
+
+/** The prompt last used per model, offered again. */
+const lastPrompt = new Map<string, string>();
+
+/** Word spans of a prompt (1-4 words), longest-first within each start, as subject candidates. */
+export function promptSpans(prompt: string): string[] {
+  const words = prompt.split(/\s+/).filter(Boolean);
+  const spans = new Set<string>();
+  for (let n = Math.min(4, words.length); n >= 1; n--) for (let i = 0; i + n <= words.length; i++) spans.add(words.slice(i, i + n).join(' ').replace(/[.,;:!?]+$/, ''));
+  return [...spans].filter((s) => s.length > 0);
+}
+
+/** Asks the user for a trace's inputs; undefined when they cancel. */
+export async function askTraceInputs(engine: EngineClient, model: OpenedModel): Promise<TraceInputs | undefined> {
+  const cfg = vscode.workspace.getConfiguration('mechanist');
+  const prompt = await vscode.window.showInputBox({
+    title: 'Causal trace (1/4): prompt',
+    prompt: 'A prompt the model completes with a fact, e.g. "The Eiffel Tower is located in the city of"',
+    value: lastPrompt.get(model.path) ?? '',
+    ignoreFocusOut: true,
+    validateInput: (v) => (v.trim() ? undefined : 'Enter a prompt'),
+  });
+  if (!prompt) return undefined;
+  lastPrompt.set(model.path, prompt);
+
+  const subjectPick = await vscode.window.showQuickPick([...promptSpans(prompt).map((s) => ({ label: s })), { label: '$(edit) Type a subject…', custom: true }], {
+    title: 'Causal trace (2/4): subject to corrupt',
+    placeHolder: 'The span of the prompt whose tokens are corrupted',
+    ignoreFocusOut: true,
+  });
+  if (!subjectPick) return undefined;
+  const subject = 'custom' in subjectPick ? await vscode.window.showInputBox({ title: 'Subject (must occur in the prompt)', ignoreFocusOut: true, validateInput: (v) => (prompt.includes(v) && v ? undefined : 'The subject must occur in the prompt') }) : subjectPick.label;
+  if (!subject) return undefined;
+
+  const predictions = await engine.request('predict', { id: model.id, prompt, top: 5 });
+  const targetPick = await vscode.window.showQuickPick(
+    [
+      ...predictions.tokens.map((t, i) => ({ label: JSON.stringify(t.text), description: `p = ${t.p.toFixed(4)}${i === 0 ? ' · the model’s top prediction' : ''}`, target: t.text })),
+      { label: '$(edit) Type a target…', description: 'its first token is scored', target: undefined },
+    ],
+    { title: 'Causal trace (3/4): answer to watch', ignoreFocusOut: true },
+  );
+  if (!targetPick) return undefined;
+  const target = targetPick.target ?? (await vscode.window.showInputBox({ title: 'Target (a continuation of the prompt, e.g. " Paris")', ignoreFocusOut: true }));
+  if (target === undefined) return undefined;
+
+  const samples = cfg.get<number>('samples', 10);
+  const noiseSetting = cfg.get<string>('noise', '3x');
+  const corruptionPick = await vscode.window.showQuickPick(
+    [
+      { label: `Gaussian noise (${noiseSetting}${/x$/.test(noiseSetting) ? ' the subject embeddings’ std' : ''}, ${samples} samples)`, description: 'ROME’s default', id: 'noise' },
+      { label: 'Gaussian noise with another scale…', id: 'noise-custom' },
+      { label: 'Replace the subject with another subject…', description: 'symmetric token replacement, deterministic', id: 'replace' },
+    ],
+    { title: 'Causal trace (4/4): corruption', ignoreFocusOut: true },
+  );
+  if (!corruptionPick) return undefined;
+  let corruption: Corruption;
+  if (corruptionPick.id === 'replace') {
+    const other = await vscode.window.showInputBox({ title: `Replace "${subject}" with (same number of tokens)`, ignoreFocusOut: true });
+    if (!other) return undefined;
+    corruption = { type: 'replace', subject: other };
+  } else {
+    const scale = corruptionPick.id === 'noise' ? noiseSetting : await vscode.window.showInputBox({ title: 'Noise scale: a number, or kx for k times the subject embeddings’ std', value: noiseSetting, ignoreFocusOut: true });
+    if (!scale) return undefined;
+    corruption = { type: 'noise', nu: parseScale(scale), samples, seed: 1 };
+  }
+  return { prompt, subject, target: target || undefined, corruption, window: cfg.get<number>('window', 10) };
+}
+
+function parseScale(s: string): number | { times: number } {
+  const m = /^\s*([0-9.]+)\s*x\s*$/i.exec(s);
+  return m ? { times: Number(m[1]) } : Number(s);
+}
+
+/** Runs the trace with a cancellable progress notification and records the run. */
+export async function runTrace(engine: EngineClient, runs: RunStore, model: OpenedModel, inputs: TraceInputs): Promise<TraceRun | undefined> {
+  try {
+    const results = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `Causal trace of "${inputs.subject}"`, cancellable: true },
+      (progress, token) => {
+        let done = 0;
+        return engine.request(
+          'trace',
+          { id: model.id, prompt: inputs.prompt, subject: inputs.subject, target: inputs.target, corruption: inputs.corruption, kinds: ['residual', 'mlp', 'attn'], window: inputs.window },
+          {
+            cancel: token,
+            onProgress: (p) => {
+              const increment = p.fraction !== undefined ? Math.max(0, p.fraction * 100 - done) : undefined;
+              if (p.fraction !== undefined) done = p.fraction * 100;
+              progress.report({ message: p.message, increment });
+            },
+          },
+        );
+      },
+    );
+    return runs.add({ id: newRunId(), modelPath: model.path, prompt: inputs.prompt, subject: inputs.subject, createdAt: new Date().toISOString(), results });
+  } catch (e) {
+    if (e instanceof EngineError && e.kind === 'cancelled') {
+      void vscode.window.showInformationMessage('Mechanist: causal trace cancelled.');
+      return undefined;
+    }
+    void vscode.window.showErrorMessage(`Mechanist: ${e instanceof Error ? e.message : String(e)}`);
+    return undefined;
+  }
+}
