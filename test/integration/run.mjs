@@ -13,7 +13,7 @@
 //          --keep (keep the scratch folder), --grep <re> (both layers).
 // Environment: CHROMIUM_PATH (default /usr/bin/chromium), MECHANIST_IT_TIMEOUT_S (600).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, appendFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { tmpdir } from 'node:os';
 import Mocha from 'mocha';
@@ -48,6 +48,15 @@ setTimeout(() => {
   process.exit(1);
 }, limitS * 1000).unref();
 
+/** `vsce package` into the scratch folder (what `npm run package` makes, .vscodeignore applied). */
+function packageVsix(scratch) {
+  const file = join(scratch, 'mechanist.vsix');
+  const t = Date.now();
+  execFileSync(process.execPath, [join(repoRoot, 'node_modules', '@vscode', 'vsce', 'vsce'), 'package', '--allow-missing-repository', '--skip-license', '--out', file], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] });
+  log(`packaged ${file}: ${(statSync(file).size / 1e6).toFixed(1)} MB in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+  return file;
+}
+
 /** (a) The mocha suite inside the extension host. */
 async function runSuite(testsEntry) {
   log('in-host suite: starting code-server');
@@ -76,7 +85,7 @@ async function runSuite(testsEntry) {
     });
     session.then((s) => (runSuite.session = s), (e) => resolve(e));
   });
-  const timeoutMs = Number(process.env.MECHANIST_SUITE_TIMEOUT_S ?? 300) * 1000;
+  const timeoutMs = Number(process.env.MECHANIST_SUITE_TIMEOUT_S ?? 180) * 1000;
   const err = await Promise.race([done, new Promise((r) => setTimeout(() => r(new Error(`in-host suite did not finish in ${timeoutMs / 1000} s`)), timeoutMs).unref())]);
   if (runSuite.session) {
     try {
@@ -125,6 +134,8 @@ async function main() {
 
   log('building the extension (scripts/build.mjs)');
   execFileSync(process.execPath, [join(repoRoot, 'scripts', 'build.mjs')], { cwd: repoRoot, stdio: 'inherit' });
+  log('type-checking and bundling the in-host suite');
+  execFileSync(process.execPath, [join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(here, 'tsconfig.json')], { cwd: repoRoot, stdio: 'inherit' });
   const testsEntry = await bundleSuite(repoRoot);
 
   rmSync(artifacts, { recursive: true, force: true });
@@ -138,7 +149,7 @@ async function main() {
     scratch,
     workspace: makeWorkspace(repoRoot, join(scratch, 'workspace')),
     artifacts,
-    extension: { mode: 'link', folder: repoRoot },
+    extension: flag('--vsix') ? { mode: 'vsix', file: packageVsix(scratch) } : { mode: 'link', folder: repoRoot },
     env: {
       MECHANIST_REPO_ROOT: repoRoot,
       ...(grep ? { MECHANIST_TEST_GREP: grep } : {}),

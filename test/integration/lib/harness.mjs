@@ -1,7 +1,8 @@
 // Shared state of one integration run (set by run.mjs) and openSession(): a code-server
 // with the extension loaded, a Chromium page on it, and a screenshot helper. Every session
 // is registered so that run.mjs can stop the servers' process groups whatever happens.
-import { mkdirSync, writeFileSync, appendFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync, appendFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startCodeServer, linkExtension } from './codeServer.mjs';
 import { launchBrowser, developmentOptionsScript, waitForWorkbench } from './browser.mjs';
@@ -31,6 +32,21 @@ export const THEMES = {
 
 let counter = 0;
 
+/** `code-server --install-extension file.vsix` into the session's extensions folder. */
+function installVsix(scratch, file) {
+  const dirs = ['user-data', 'extensions', 'home', 'tmp'].map((d) => join(scratch, d));
+  for (const d of dirs) mkdirSync(d, { recursive: true });
+  const r = spawnSync(
+    process.execPath,
+    [harness.codeServerEntry, '--user-data-dir', dirs[0], '--extensions-dir', dirs[1], '--install-extension', file, '--force'],
+    { env: { ...process.env, HOME: dirs[2], TMPDIR: dirs[3], XDG_CONFIG_HOME: join(dirs[2], '.config'), XDG_DATA_HOME: join(dirs[2], '.local', 'share') }, encoding: 'utf8' },
+  );
+  if (r.status !== 0) throw new Error(`code-server --install-extension ${file} failed:\n${r.stdout}${r.stderr}`);
+  const installed = readdirSync(dirs[1]).find((d) => d.startsWith('mechanist.mechanist-'));
+  if (!installed) throw new Error(`code-server --install-extension ${file} installed nothing:\n${r.stdout}${r.stderr}`);
+  return join(dirs[1], installed);
+}
+
 /**
  * Starts a code-server (fresh user data) and opens the workspace in Chromium.
  * @param {object} o
@@ -45,10 +61,13 @@ export async function openSession(o) {
   const shots = join(harness.artifacts, o.name);
   mkdirSync(shots, { recursive: true });
   const theme = o.theme ?? 'light';
-  const args = [];
-  if (harness.extension.mode === 'vsix') args.push('--install-extension', harness.extension.file);
-  // Linked before the server starts, so that its first scan of the extensions finds it.
-  if (harness.extension.mode === 'link') linkExtension(join(scratch, 'extensions'), harness.extension.folder);
+  // The extension is in place before the server starts, so that its first scan finds it.
+  // The in-host tests run only with a development extension; for the .vsix, that is the
+  // installed copy.
+  const extensionFolder =
+    harness.extension.mode === 'link'
+      ? (linkExtension(join(scratch, 'extensions'), harness.extension.folder), harness.extension.folder)
+      : installVsix(scratch, harness.extension.file);
   const server = await startCodeServer({
     entry: harness.codeServerEntry,
     scratch,
@@ -56,7 +75,6 @@ export async function openSession(o) {
     settings: { 'workbench.colorTheme': THEMES[theme] },
     logFile: join(shots, 'code-server.log'),
     env: harness.env,
-    args,
   });
   harness.servers.add(server);
   const context = await launchBrowser({ executablePath: harness.chromium, profileDir: join(scratch, 'chromium'), colorScheme: theme });
@@ -93,8 +111,7 @@ export async function openSession(o) {
     page.on('console', (m) => appendFileSync(consoleLog, `[${m.type()}] ${m.text()}\n`));
     page.on('pageerror', (e) => appendFileSync(consoleLog, `[pageerror] ${e.stack ?? e}\n`));
     if (o.extensionTestsPath) {
-      const folder = harness.extension.mode === 'link' ? harness.extension.folder : undefined;
-      await page.addInitScript(developmentOptionsScript({ extensionPaths: folder ? [folder] : [], extensionTestsPath: o.extensionTestsPath }));
+      await page.addInitScript(developmentOptionsScript({ extensionPaths: [extensionFolder], extensionTestsPath: o.extensionTestsPath }));
     }
     await page.exposeFunction('codeAutomationLog', (level, message) => o.onLog?.(level, String(message)));
     await page.exposeFunction('codeAutomationExit', (code, logs) => {

@@ -10,6 +10,7 @@ import { expectedFor } from '../lib/expected.mjs';
 
 const MODEL_DIR = 'gpt2';
 const MODEL_FILE = 'model.onnx';
+const MECHANIST_ICON = '.activitybar .action-item a[aria-label^="Mechanist"], .activitybar .action-item[aria-label^="Mechanist"]';
 
 /** The row whose label is exactly `label` (the first one from the top). */
 function row(scope, label) {
@@ -47,6 +48,8 @@ for (const theme of ['light', 'dark']) {
       await folder.waitFor({ timeout: 30_000 });
       await expand(folder);
       await row(explorer, MODEL_FILE).waitFor({ timeout: 10_000 });
+      // The extension's contributions are in once its activity-bar entry shows.
+      await s.page.locator(MECHANIST_ICON).first().waitFor({ timeout: 60_000 });
       await s.shot('explorer');
     });
 
@@ -75,7 +78,7 @@ for (const theme of ['light', 'dark']) {
 
     it('lists one row per block and per head in the Layer Explorer', async function () {
       this.timeout(120_000);
-      const mech = s.page.locator('.activitybar .action-item a[aria-label^="Mechanist"], .activitybar .action-item[aria-label^="Mechanist"]').first();
+      const mech = s.page.locator(MECHANIST_ICON).first();
       await mech.waitFor({ timeout: 30_000 });
       const view = s.page.locator('.pane', { has: s.page.locator('.pane-header', { hasText: /Layer Explorer/i }) });
       if (!(await view.isVisible())) await mech.click();
