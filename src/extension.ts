@@ -14,6 +14,7 @@ import { ModelStore } from './modelStore';
 import type { ExplorerNode } from './providers/explorerNodes';
 import { LayerExplorer } from './providers/layerExplorer';
 import type { SnapshotNode } from './providers/layerExplorer';
+import { ProviderStatus } from './providers/providerStatus';
 import { RunsView } from './providers/runsView';
 import { RunStore } from './runStore';
 import type { RunSummary } from './runStore';
@@ -56,6 +57,7 @@ export function activate(context: vscode.ExtensionContext): MechanistApi {
   const store = new ModelStore(engine, ready);
   const runs = new RunStore(context.globalStorageUri);
   const explorer = LayerExplorer.register(store);
+  const status = ProviderStatus.register(engine);
   const open = (uri?: vscode.Uri): Promise<OpenedModel | undefined> => openModel(store, explorer, uri);
 
   const reveal: RevealBlock = async (modelPath, layer, part) => {
@@ -75,6 +77,7 @@ export function activate(context: vscode.ExtensionContext): MechanistApi {
     if (!inputs) return undefined;
     const run = await runTrace(engine, runs, model, inputs);
     if (run) showRun(run);
+    void status.refresh();
     return run;
   };
 
@@ -83,11 +86,13 @@ export function activate(context: vscode.ExtensionContext): MechanistApi {
     store,
     runs,
     explorer,
+    status,
+    store.onDidChange(() => void status.refresh()),
     RunsView.register(runs),
     ModelEditorProvider.register(open),
     TracePanel.registerSerializer(runs, context.extensionUri, reveal),
     vscode.workspace.onDidChangeConfiguration((e) => {
-      if (e.affectsConfiguration('mechanist') && engine.started) configured = configure();
+      if (e.affectsConfiguration('mechanist') && engine.started) configured = configure().then(() => status.refresh());
     }),
     vscode.commands.registerCommand('mechanist.openModel', open),
     vscode.commands.registerCommand('mechanist.closeModel', (node?: ExplorerNode) => node && store.close(node.model.id)),
@@ -110,6 +115,7 @@ export function activate(context: vscode.ExtensionContext): MechanistApi {
       if (!model) return undefined;
       const run = await runTrace(engine, runs, model, inputs);
       if (run) showRun(run);
+      void status.refresh();
       return run;
     },
     runs: () => runs.list(),

@@ -6,6 +6,7 @@ import { causalTrace } from '../runtime/methods/causalTrace';
 import { openModel, summarize } from '../runtime/inspect';
 import { asFloat32, softmax } from '../runtime/tensor';
 import { TextTokenizer } from '../runtime/tokenizer';
+import { cudaInstalled, gpuPresent, providerPlan } from '../runtime/session';
 import type { EngineMethods, EngineSettings, Method, Progress } from './protocol';
 
 /** A model held open by the engine, with its hooks and (lazily) its tokenizer. */
@@ -25,6 +26,8 @@ type Handlers = { [M in Method]: (params: EngineMethods[M]['params'], ctx: Handl
 export function createHandlers(): Handlers {
   const models = new Map<string, Loaded>();
   let settings: EngineSettings = {};
+  /** What the last session really got (CUDA may have fallen back to CPU). */
+  let lastProvider: { provider: 'cpu' | 'cuda'; reason: string } | undefined;
   let next = 1;
   const get = (id: string): Loaded => {
     const m = models.get(id);
@@ -69,6 +72,7 @@ export function createHandlers(): Handlers {
       const m = get(id);
       const tok = tokenizer(m);
       const session = await m.hooked.prepare({ lastTokenLogits: true });
+      lastProvider = { provider: session.open.provider, reason: session.open.reason };
       const out = await session.run(textFeeds(m.hooked.graph, [tok.encode(prompt)]));
       const p = softmax(asFloat32(out.lastLogits!));
       const order = Array.from(p.keys())
@@ -78,7 +82,15 @@ export function createHandlers(): Handlers {
     },
     async trace(params, { progress, signal }) {
       const m = get(params.id);
-      return causalTrace(m.hooked, tokenizer(m), { ...params, maxBatchRows: settings.maxBatchRows }, progress, signal);
+      const results = await causalTrace(m.hooked, tokenizer(m), { ...params, maxBatchRows: settings.maxBatchRows }, progress, signal);
+      const s = await m.hooked.prepare({ lastTokenLogits: true }).catch(() => undefined);
+      if (s) lastProvider = { provider: s.open.provider, reason: s.open.reason };
+      return results;
+    },
+    async provider() {
+      if (lastProvider) return lastProvider;
+      const plan = providerPlan(settings.provider ?? 'auto', gpuPresent(), cudaInstalled());
+      return { provider: 'pending' as const, reason: `${plan.reason}; no model has run yet` };
     },
     async sleep({ steps, ms }, { progress, signal }) {
       for (let i = 0; i < steps; i++) {

@@ -31,6 +31,8 @@ export interface EngineMethods {
     params: { id: string; prompt: string; subject: string; target?: string; corruption: Corruption; kinds: TraceKind[]; window: number };
     result: TraceResult[];
   };
+  /** The execution provider runs use (or will use) and why. */
+  provider: { params: Record<string, never>; result: { provider: 'cpu' | 'cuda' | 'pending'; reason: string } };
   /** For tests of cancellation and progress: counts to `steps`, one step per `ms`. */
   sleep: { params: { steps: number; ms: number }; result: { completed: number } };
 }
