@@ -169,10 +169,15 @@ export async function causalTrace(hooked: HookedModel, tok: TextTokenizer, req: 
     layer: number;
     token: number;
   }
+  // In a causal (decoder-only) model, the states before the subject never see it: they are
+  // the same in the clean and the corrupted run, so restoring them gives the corrupted score
+  // exactly. Those (layer, token) cells are filled in without running.
+  const causal = arch.family === 'gpt2' || arch.family === 'llama';
+  const firstAffected = causal ? s0 : 0;
   const jobs: Job[] = [];
-  for (const kind of kinds) for (let l = 0; l < L; l++) for (let t = 0; t < S; t++) jobs.push({ kind, layer: l, token: t });
+  for (const kind of kinds) for (let l = 0; l < L; l++) for (let t = firstAffected; t < S; t++) jobs.push({ kind, layer: l, token: t });
   const perBatch = Math.max(1, Math.floor((req.maxBatchRows ?? 256) / samples));
-  const scores = new Map<TraceKind, number[][]>(kinds.map((k) => [k, Array.from({ length: L }, () => new Array<number>(S).fill(0))]));
+  const scores = new Map<TraceKind, number[][]>(kinds.map((k) => [k, Array.from({ length: L }, () => new Array<number>(S).fill(lowScore))]));
   for (let j0 = 0; j0 < jobs.length; j0 += perBatch) {
     throwIfCancelled(signal);
     const batch = jobs.slice(j0, j0 + perBatch);
