@@ -1931,8 +1931,7 @@ def build_fact_lm(name):
         model = LlamaForCausalLM(cfg)
         heads_fn = llama_heads(model)
     t0 = time.time()
-    training = train_facts(model, examples, pad_id)
-    training['seconds'] = None  # wall time is not recorded (byte-identical outputs)
+    training = train_facts(model, examples, pad_id)  # wall time is printed, never recorded
     print(f'    trained {name}: {training["steps"]} steps, accuracy {training["factAccuracy"]}, '
           f'mean p {training["meanAnswerProb"]:.3f} ({time.time() - t0:.0f}s)')
     model.eval()
@@ -1943,7 +1942,6 @@ def build_fact_lm(name):
 
     # the traced fact: subject in the middle, partner subject of equal token length
     fact_by = {(f['subject'], f['relation']): f for f in facts}
-    tsub = next(s for s in subjects if len(tok.tokens(' ' + s)) - (1 if family == 'llama' else 0) >= 2)
     tsub = subjects[1]
     prompt = TRACE_TEMPLATE.format(tsub)
     ids = tok.encode(prompt)
@@ -1966,10 +1964,10 @@ def build_fact_lm(name):
 
     st = capture(spec, lambda: model(torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long)))
     traces = []
-    emb = st_embed = None
-    with Hooks([(spec['embed'], lambda m, i, o: globals().__setitem__('_EMB', o.detach().clone()))]), torch.no_grad():
+    embed = {}
+    with Hooks([(spec['embed'], lambda m, i, o: embed.__setitem__('out', o.detach().clone()))]), torch.no_grad():
         model(torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long))
-    emb = globals().pop('_EMB')[0, subj[0]:subj[1]].double()
+    emb = embed['out'][0, subj[0]:subj[1]].double()   # hook_embed at the subject tokens
     nu = float(np.float32(3.0 * emb.std(unbiased=False).item()))
     samples = 10
     noise = (np.random.RandomState(12345).randn(samples, subj[1] - subj[0], cfg['d']) * nu).astype(np.float32)
@@ -1986,8 +1984,6 @@ def build_fact_lm(name):
                            'subjectRange': list(subj), 'answer': {'id': answer, 'text': tok.decode_token(answer)},
                            'highScore': high, 'lowScore': low, 'scores': scores, 'corruption': corr})
     contrib, bias_norm = contributions(st, spec, heads_fn)
-    with torch.no_grad():
-        pass
     expected = {
         'fixture': name,
         'description': f'{"GPT-2" if family == "gpt2" else "LLaMA"} trained on synthetic facts.',
@@ -2013,7 +2009,6 @@ def build_fact_lm(name):
         'contributions': {'position': len(ids) - 1, 'norms': contrib, 'outputBiasNorm': bias_norm},
         'logitLens': logit_lens(st, spec, answer),
     }
-    del expected['training']['seconds']
     write_json(out / 'expected.json', expected)
 
 
@@ -2432,6 +2427,178 @@ def build_vit(train_imgs=None, train_labels=None, test_imgs=None, test_labels=No
                      'stop': 'every 50 steps: accuracy >= 0.98 on 120 validation images (seed 79)', 'trainImages': int(len(train_labels)),
                      'testImages': int(len(test_labels)), 'accuracy': acc},
         'layers': {'inputRow': 0, 'image': f'../clip-vision/images/{samples[0][0]}.png', **layer_refs(st, 0)},
+    }
+    write_json(out / 'expected.json', expected)
+
+
+# --------------------------------------------------------------------------- fixture: encoder-decoder
+ED_SIZES = ['big', 'small', 'tiny', 'huge']
+ED_OBJECTS = ['ball', 'box', 'cup', 'hat', 'car']
+ED_COLOURS = ['red', 'green', 'blue', 'yellow', 'pink']
+ED_QUERIES = [('colour:', 2), ('object:', 1), ('size:', 0)]   # decoder prompt, index of the attribute
+ED_CARRIERS = [2, 3]
+
+
+def build_encdec():
+    seed_all(1006)
+    sents = [(z, o, c) for z in ED_SIZES for o in ED_OBJECTS for c in ED_COLOURS]
+    texts = [f'the {z} {o} is {c}' for z, o, c in sents]
+    corpus = texts + [q + ' ' + a for q, _ in ED_QUERIES for a in ED_SIZES + ED_OBJECTS + ED_COLOURS] * 2
+    tok = BPETokenizer('bytelevel', corpus, min_freq=3, special_front=['<s>', '<pad>', '</s>', '<unk>'],
+                       special_back=['<mask>'], bos='<s>', eos='</s>')
+    pad, start = tok.vocab['<pad>'], tok.vocab['</s>']
+    post = {'type': 'RobertaProcessing', 'sep': ['</s>', start], 'cls': ['<s>', tok.vocab['<s>']],
+            'trim_offsets': True, 'add_prefix_space': False}
+    dec_prompt = {q: [start] + tok.encode(q, add_special_tokens=False) for q, _ in ED_QUERIES}
+    for q, k in ED_QUERIES:
+        for a in (ED_SIZES, ED_OBJECTS, ED_COLOURS)[k]:
+            full = tok.encode(q + ' ' + a, add_special_tokens=False)
+            assert full[:-1] == dec_prompt[q][1:] and len(tok.tokens(' ' + a)) == 1, (q, a)
+    cfg = {'vocab': len(tok.vocab), 'd': 32, 'heads': 4, 'ffn': 64, 'enc_layers': 2, 'dec_layers': 6, 'max_pos': 32,
+           'init_std': 0.02, 'activation': 'gelu', 'decoder_start_token_id': start, 'pad_token_id': pad,
+           'tie_word_embeddings': True}
+    model = BartForConditionalGeneration(cfg)
+    frozen = [l for l in range(cfg['dec_layers']) if l not in ED_CARRIERS]
+    for l in frozen:
+        op = model.model.decoder.layers[l].encoder_attn.out_proj
+        nn.init.zeros_(op.weight)
+        nn.init.zeros_(op.bias)
+        op.weight.requires_grad_(False)
+        op.bias.requires_grad_(False)
+    enc_ids, enc_mask = pad_batch([tok.encode(t) for t in texts], pad)
+    groups = []
+    for q, k in ED_QUERIES:
+        ans = torch.tensor([tok.encode(q + ' ' + s[k], add_special_tokens=False)[-1] for s in sents])
+        groups.append((q, torch.tensor([dec_prompt[q]] * len(sents)), ans))
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+
+    def evaluate():
+        model.eval()
+        hits, ps = [], []
+        with torch.no_grad():
+            for q, dec, ans in groups:
+                logits = model(enc_ids, enc_mask, dec)[:, -1]
+                hits.append(logits.argmax(-1) == ans)
+                ps.append(torch.softmax(logits, -1)[torch.arange(len(ans)), ans])
+        return float(torch.cat(hits).float().mean()), float(torch.cat(ps).mean()), float(torch.cat(ps).min())
+    t0 = time.time()
+    for step in range(1, 3001):
+        model.train()
+        loss = 0
+        for q, dec, ans in groups:
+            loss = loss + F.cross_entropy(model(enc_ids, enc_mask, dec)[:, -1], ans)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 25 == 0:
+            acc, pm, pmin = evaluate()
+            if acc == 1.0 and pm > 0.9 and pmin > 0.5:
+                break
+    acc, pm, pmin = evaluate()
+    for l in frozen:
+        assert float(model.model.decoder.layers[l].encoder_attn.out_proj.weight.abs().max()) == 0.0
+    print(f'    trained encdec: {step} steps ({time.time() - t0:.0f}s), accuracy {acc}, mean p {pm:.3f}')
+    model.eval()
+    out = FIXTURES / 'encdec'
+    out.mkdir(parents=True, exist_ok=True)
+    write_plain_json(out / 'tokenizer.json', tok.to_json(post_processor=post))
+
+    # runs: one graph, and optimum-style encoder + decoder
+    r_ids, r_mask = pad_batch([tok.encode('the big ball is red'), tok.encode('the cup is blue')], pad)
+    r_dec = torch.tensor([dec_prompt['colour:']] * 2)
+    with torch.no_grad():
+        logits = model(r_ids, r_mask, r_dec)
+        enc_out = model.model.encoder(r_ids, r_mask)
+    dyn = {'input_ids': {0: 'batch', 1: 'encoder_sequence'}, 'attention_mask': {0: 'batch', 1: 'encoder_sequence'},
+           'decoder_input_ids': {0: 'batch', 1: 'decoder_sequence'}, 'logits': {0: 'batch', 1: 'decoder_sequence'}}
+    export_onnx(model, (r_ids, r_mask, r_dec), out / 'model.onnx', ['input_ids', 'attention_mask', 'decoder_input_ids'],
+                ['logits'], dyn)
+    export_onnx(BartEncoderExport(model), (r_ids, r_mask), out / 'encoder.onnx', ['input_ids', 'attention_mask'],
+                ['last_hidden_state'], {'input_ids': {0: 'batch', 1: 'encoder_sequence'},
+                                        'attention_mask': {0: 'batch', 1: 'encoder_sequence'},
+                                        'last_hidden_state': {0: 'batch', 1: 'encoder_sequence'}})
+    export_onnx(BartDecoderExport(model), (r_dec, enc_out, r_mask), out / 'decoder.onnx',
+                ['input_ids', 'encoder_hidden_states', 'encoder_attention_mask'], ['logits'],
+                {'input_ids': {0: 'batch', 1: 'decoder_sequence'},
+                 'encoder_hidden_states': {0: 'batch', 1: 'encoder_sequence'},
+                 'encoder_attention_mask': {0: 'batch', 1: 'encoder_sequence'},
+                 'logits': {0: 'batch', 1: 'decoder_sequence'}})
+
+    # per-layer references for row 0 (encoder and decoder, one forward)
+    enc_spec, dec_spec = model.spec('encoder'), model.spec('decoder')
+    st_dec = {}
+
+    def run_both():
+        st_dec['st'] = capture(dec_spec, lambda: model(r_ids, r_mask, r_dec))
+        return st_dec['st']['output']
+    st_enc = capture(enc_spec, run_both, keys=('attn',))
+
+    # cross-attention localisation
+    orig_t, targ_t = 'the big ball is red', 'the big ball is blue'
+    o_ids, t_ids = torch.tensor([tok.encode(orig_t)]), torch.tensor([tok.encode(targ_t)])
+    assert o_ids.shape == t_ids.shape
+    m1 = torch.ones_like(o_ids)
+    dec = torch.tensor([dec_prompt['colour:']])
+    a_orig = tok.encode('colour: red', add_special_tokens=False)[-1]
+    a_targ = tok.encode('colour: blue', add_special_tokens=False)[-1]
+    with torch.no_grad():
+        enc_t = model.model.encoder(t_ids, m1)
+    L = cfg['dec_layers']
+
+    def probs_with_target(layers):
+        fwd = []
+        for l in layers:
+            ea = model.model.decoder.layers[l].encoder_attn
+            for lin in (ea.k_proj, ea.v_proj):
+                fwd.append((lin, lambda m, i, o: F.linear(enc_t, m.weight, m.bias)))
+        with Hooks(fwd), torch.no_grad():
+            p = torch.softmax(model(o_ids, m1, dec)[0, -1], -1)
+        return {'pTarget': float(p[a_targ]), 'pOriginal': float(p[a_orig])}
+    w = 2
+    windows, complement = [], []
+    for s0 in range(L - w + 1):
+        layers = list(range(s0, s0 + w))
+        windows.append({'layers': layers, **probs_with_target(layers)})
+        complement.append({'layers': layers, **probs_with_target([l for l in range(L) if l not in layers])})
+    localization = {
+        'definition': 'decoder cross-attention layers in `layers` compute K and V (k_proj/v_proj of encoder_attn) '
+                      'from the encoder output of the target prompt, all other layers from the original prompt; '
+                      'p = softmax of the last decoder position. complement: the window keeps the original and all '
+                      'other layers get the target.',
+        'window': w, 'original': {'text': orig_t, 'ids': o_ids[0].tolist(), 'answer': {'id': a_orig, 'text': ' red'}},
+        'target': {'text': targ_t, 'ids': t_ids[0].tolist(), 'answer': {'id': a_targ, 'text': ' blue'}},
+        'decoderInputIds': dec[0].tolist(), 'decoderPrompt': 'colour:',
+        'none': probs_with_target([]), 'all': probs_with_target(list(range(L))),
+        'windows': windows, 'complement': complement,
+        'carrierLayers': ED_CARRIERS, 'zeroedLayers': frozen,
+        'knownAnswer': 'only decoder layers 2 and 3 have a trained cross-attention; the other layers\' '
+                       'encoder_attn.out_proj weight and bias are zero and were frozen during training'}
+    expected = {
+        'fixture': 'encdec',
+        'description': 'BART-layout encoder-decoder trained to answer colour/object/size questions about the encoder '
+                       'sentence through cross-attention layers 2 and 3 only.',
+        'config': cfg,
+        'files': {'model': 'model.onnx', 'encoder': 'encoder.onnx', 'decoder': 'decoder.onnx',
+                  'tokenizer': 'tokenizer.json'},
+        'tokenizer': {'kind': 'byte-level BPE, RobertaProcessing (<s> A </s>)', 'vocabSize': len(tok.vocab),
+                      'encodings': encodings(tok, texts[:20] + ['The Big Ball is red!']) +
+                      encodings(tok, [q for q, _ in ED_QUERIES] + ['colour: red', 'size: tiny'], add_special_tokens=False)},
+        'decoderPrompts': {q: dec_prompt[q] for q, _ in ED_QUERIES},
+        'runs': [
+            {'model': 'model.onnx', 'inputs': {'input_ids': tensor_spec(r_ids), 'attention_mask': tensor_spec(r_mask),
+                                               'decoder_input_ids': tensor_spec(r_dec)},
+             'outputs': {'logits': tensor_spec(f32(logits))}},
+            {'model': 'encoder.onnx', 'inputs': {'input_ids': tensor_spec(r_ids), 'attention_mask': tensor_spec(r_mask)},
+             'outputs': {'last_hidden_state': tensor_spec(f32(enc_out))}},
+            {'model': 'decoder.onnx', 'inputs': {'input_ids': tensor_spec(r_dec),
+                                                 'encoder_hidden_states': tensor_spec(f32(enc_out)),
+                                                 'encoder_attention_mask': tensor_spec(r_mask)},
+             'outputs': {'logits': tensor_spec(f32(logits))}}],
+        'training': {'steps': step, 'optimizer': 'Adam lr=3e-3, full batch', 'examples': len(sents) * len(ED_QUERIES),
+                     'task': 'encoder "the {size} {object} is {colour}", decoder [</s>] + "colour:"|"object:"|"size:" '
+                             '-> the attribute token', 'accuracy': acc, 'meanAnswerProb': pm, 'minAnswerProb': pmin},
+        'layers': {'inputRow': 0, 'encoder': layer_refs(st_enc, 0), 'decoder': layer_refs(st_dec['st'], 0, cross=True)},
+        'localization': localization,
     }
     write_json(out / 'expected.json', expected)
 
