@@ -33,6 +33,8 @@ export interface PrepareSpec {
   patch?: string[];
   /** Also output `lastLogits` [batch, 1, vocab], and drop the model's full logits. */
   lastTokenLogits?: boolean;
+  /** Attention patterns (`blocks.L.attn.hook_pattern`) whose pre-softmax scores take an additive mask (knockout). */
+  knockout?: string[];
 }
 
 export interface RunResult {
@@ -78,10 +80,12 @@ export class HookedModel {
   prepare(spec: PrepareSpec): Promise<PreparedSession> {
     const capture = [...new Set(spec.capture ?? [])].sort();
     const patch = [...new Set(spec.patch ?? [])].sort();
-    const key = JSON.stringify({ capture, patch, last: !!spec.lastTokenLogits });
+    const knockout = [...new Set(spec.knockout ?? [])].sort();
+    // (`knockout` joins the key only when used, so existing on-disk cache keys stay valid.)
+    const key = JSON.stringify({ capture, patch, last: !!spec.lastTokenLogits, ...(knockout.length ? { knockout } : {}) });
     let s = this.sessions.get(key);
     if (!s) {
-      s = this.build(capture, patch, !!spec.lastTokenLogits, key);
+      s = this.build(capture, patch, !!spec.lastTokenLogits, key, knockout);
       this.sessions.set(key, s);
       s.catch(() => this.sessions.delete(key));
     }
@@ -106,10 +110,11 @@ export class HookedModel {
     for (const s of all) await s.then((x) => x.release()).catch(() => undefined);
   }
 
-  private async build(capture: string[], patch: string[], last: boolean, key: string): Promise<PreparedSession> {
+  private async build(capture: string[], patch: string[], last: boolean, key: string, knockout: string[] = []): Promise<PreparedSession> {
     const tensors = (hooks: string[]): Map<string, string> => new Map(hooks.map((h) => [h, this.tensorOf(h)]));
     const cap = tensors(capture);
     const pat = tensors(patch);
+    const ko = tensors(knockout);
     let lastSpec: { from: string; logits: string } | undefined;
     if (last) {
       const from = this.arch.hookPoints.find((h) => h.name === 'ln_final.hook_normalized')?.tensor;
@@ -118,14 +123,14 @@ export class HookedModel {
       lastSpec = { from, logits };
     }
     let result: Instrumented | undefined;
-    const make = (): Instrumented => instrument(this.model, this.graph, { capture: [...cap.values()], patch: [...pat.values()], lastTokenLogits: lastSpec, keepOutputs: !last });
+    const make = (): Instrumented => instrument(this.model, this.graph, { capture: [...cap.values()], patch: [...pat.values()], lastTokenLogits: lastSpec, keepOutputs: !last, scoreMasks: [...ko.values()] });
     const bytes = cachedGraph(this.options.cacheDir, this.model.path, key, () => {
       result = make();
       return onnxType('ModelProto').encode(result.proto as never).finish();
     });
     result ??= make(); // names of the added inputs/outputs (cheap: no encoding)
     const session = await openSession(bytes, { provider: this.options.provider, threads: this.options.threads, externalDataFolder: this.model.dir });
-    return new PreparedSession(session, result, cap, pat);
+    return new PreparedSession(session, result, cap, pat, ko);
   }
 }
 
@@ -137,14 +142,19 @@ export class PreparedSession {
     /** hook -> tensor */
     private readonly captured: Map<string, string>,
     private readonly patchable: Map<string, string>,
+    /** hook -> softmax output with a score mask */
+    private readonly maskable: Map<string, string> = new Map(),
   ) {}
 
   get provider(): string {
     return this.open.provider;
   }
 
-  /** Runs the session: `fetch` hooks (captured), `outputs` of the model, `lastLogits` when prepared. */
-  async run(feeds: Record<string, HostTensor>, opts: { patches?: Patch[]; fetch?: string[]; outputs?: string[] } = {}): Promise<RunResult> {
+  /**
+   * Runs the session: `fetch` hooks (captured), `outputs` of the model, `lastLogits` when prepared;
+   * `scoreMasks` (pattern hook -> additive mask [batch, 1|heads, query, key]) for knockout points.
+   */
+  async run(feeds: Record<string, HostTensor>, opts: { patches?: Patch[]; fetch?: string[]; outputs?: string[]; scoreMasks?: Record<string, HostTensor> } = {}): Promise<RunResult> {
     const ortFeeds: Record<string, ReturnType<typeof toOrt>> = {};
     for (const [k, v] of Object.entries({ ...patchDefaults(this.inst), ...feeds })) ortFeeds[k] = toOrt(v);
     const byTensor = new Map<string, Patch[]>();
@@ -162,6 +172,11 @@ export class PreparedSession {
       ortFeeds[names.mask] = toOrt(mask);
       ortFeeds[names.value] = toOrt(value);
     }
+    for (const [h, m] of Object.entries(opts.scoreMasks ?? {})) {
+      const t = this.maskable.get(h);
+      if (!t) throw new HookError(`"${h}" was not prepared for knockout`);
+      ortFeeds[this.inst.scoreMasks!.get(t)!.input] = toOrt(m);
+    }
     const fetchNames: string[] = [];
     for (const h of opts.fetch ?? []) {
       const t = this.captured.get(h);
@@ -176,6 +191,13 @@ export class PreparedSession {
     const outputs: RunResult['outputs'] = {};
     for (const o of opts.outputs ?? []) outputs[o] = fromOrt(out[o]);
     return { cache, outputs, lastLogits: this.inst.lastLogits ? fromOrt(out[this.inst.lastLogits]) : undefined };
+  }
+
+  /** Element type of the score mask a knockout point takes (`knockoutMask` builds one). */
+  scoreMaskType(hook: string): number {
+    const t = this.maskable.get(hook);
+    if (!t) throw new HookError(`"${hook}" was not prepared for knockout`);
+    return this.inst.scoreMasks!.get(t)!.elemType;
   }
 
   async release(): Promise<void> {

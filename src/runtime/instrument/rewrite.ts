@@ -16,6 +16,8 @@ import type { OnnxGraph } from '../onnx/graph';
 import type { OnnxModel } from '../onnx/model';
 import { DataType } from '../onnx/types';
 import type { HostTensor } from '../tensor';
+import { addScoreMasks } from './knockout';
+import type { ScoreMaskInput } from './knockout';
 import type { GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto } from '../onnx/types';
 
 export interface InstrumentSpec {
@@ -27,6 +29,8 @@ export interface InstrumentSpec {
   lastTokenLogits?: { from: string; logits: string };
   /** Keep the model's own outputs (default true; false when last-token logits replace them). */
   keepOutputs?: boolean;
+  /** Softmax outputs (attention patterns) whose scores get an additive mask input (attention knockout, see knockout.ts). */
+  scoreMasks?: string[];
 }
 
 /** Names of the inputs/outputs a rewrite added. */
@@ -37,6 +41,8 @@ export interface Instrumented {
   /** value -> the output that carries it */
   captureOutputs: Map<string, string>;
   lastLogits?: string;
+  /** Softmax output -> its additive score-mask input (fed 0 by default). */
+  scoreMasks?: Map<string, ScoreMaskInput>;
   /** Element type used for activations (the model's float type). */
   floatType: number;
 }
@@ -82,12 +88,13 @@ function scalarTensor(name: string, dataType: number, bytes: Uint8Array, dims: n
 }
 
 /** Scalar feeds that leave every patch point of `inst` inactive. */
-export function patchDefaults(inst: Pick<Instrumented, 'patchInputs'>): Record<string, HostTensor> {
+export function patchDefaults(inst: Pick<Instrumented, 'patchInputs'> & Partial<Pick<Instrumented, 'scoreMasks'>>): Record<string, HostTensor> {
   const feeds: Record<string, HostTensor> = {};
   for (const p of inst.patchInputs.values()) {
     feeds[p.mask] = scalar(p.maskType);
     feeds[p.value] = scalar(p.elemType);
   }
+  for (const m of inst.scoreMasks?.values() ?? []) feeds[m.input] = scalar(m.elemType);
   return feeds;
 }
 
@@ -135,7 +142,7 @@ export function instrument(model: OnnxModel, graph: OnnxGraph, spec: InstrumentS
   const floatType = activationType(graph);
   const g = model.graph;
   const known = (v: string): boolean => graph.producer.has(v) || graph.types.has(v) || g.input.some((i) => i.name === v);
-  for (const v of [...spec.capture, ...spec.patch]) if (!known(v)) throw new Error(`no value named "${v}" in the graph`);
+  for (const v of [...spec.capture, ...spec.patch, ...(spec.scoreMasks ?? [])]) if (!known(v)) throw new Error(`no value named "${v}" in the graph`);
 
   const nodes: NodeProto[] = g.node.map((n) => ({ ...n, input: [...n.input] }));
   const inputs: ValueInfoProto[] = [...g.input];
@@ -174,6 +181,8 @@ export function instrument(model: OnnxModel, graph: OnnxGraph, spec: InstrumentS
     renamed.set(v, out);
   });
 
+  const scoreMasks = spec.scoreMasks?.length ? addScoreMasks(graph, nodes, inputs, spec.scoreMasks, floatType) : undefined;
+
   let lastLogits: string | undefined;
   if (spec.lastTokenLogits) {
     lastLogits = LAST_LOGITS;
@@ -193,7 +202,7 @@ export function instrument(model: OnnxModel, graph: OnnxGraph, spec: InstrumentS
 
   const newGraph: GraphProto = { ...g, node: nodes, input: inputs, output: outputs, initializer: inits, value_info: g.value_info };
   const proto: ModelProto = { ...model.proto, graph: newGraph };
-  return { proto, patchInputs, captureOutputs, lastLogits, floatType };
+  return { proto, patchInputs, captureOutputs, lastLogits, scoreMasks, floatType };
 }
 
 /**
