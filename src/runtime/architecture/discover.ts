@@ -143,7 +143,8 @@ function resolveFamily(idx: ModuleIndex, spec: FamilySpec, stacks: FoundStack[])
     paramCount: idx.params(idx.graph.nodes).reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0),
   };
   if (!arch.embedding) notices.push('Embedding not found.');
-  if (!arch.finalNorm && spec.finalNorm.length) notices.push('Final norm not found.');
+  // BART-style decoders may have no final norm; the other families always do.
+  if (!arch.finalNorm && spec.finalNorm.length && spec.family !== 'encoder-decoder') notices.push('Final norm not found.');
   arch.hookPoints = findHooks(idx, arch, tokenEmbed, embeddingPaths, spec.family);
   return arch;
 }
@@ -220,14 +221,16 @@ function resolveAttention(idx: ModuleIndex, block: string, roles: AttentionRoles
   };
 }
 
-/** The Gather that looks token ids up in the embedding table. */
+/**
+ * The Gather that looks token ids up in the embedding table: the one reading a token-id input
+ * directly, else the one with the largest table (position tables are smaller than vocabularies).
+ */
 function tokenEmbedding(idx: ModuleIndex, embeddingPaths: string[]): NodeProto | undefined {
-  for (const n of idx.union(embeddingPaths)) {
-    if (n.op_type !== 'Gather') continue;
-    const t = idx.graph.initializers.get(n.input[0]);
-    if (t && t.dims.length === 2 && !idx.graph.isConstant(n.input[1])) return n;
-  }
-  return undefined;
+  const g = idx.graph;
+  const lookups = idx.union(embeddingPaths).filter((n) => n.op_type === 'Gather' && g.initializers.get(n.input[0])?.dims.length === 2 && !g.isConstant(n.input[1]));
+  const fedIds = (n: NodeProto): boolean => g.inputs.some((i) => i.name === n.input[1] && /ids$/.test(i.name) && !/position|type/.test(i.name));
+  const rows = (n: NodeProto): number => toNumber(g.initializers.get(n.input[0])!.dims[0]);
+  return lookups.find(fedIds) ?? [...lookups].sort((a, b) => rows(b) - rows(a))[0];
 }
 
 function findHooks(idx: ModuleIndex, arch: Architecture, tokenEmbed: NodeProto | undefined, embeddingPaths: string[], family: Family): HookPoint[] {

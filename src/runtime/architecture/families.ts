@@ -138,12 +138,13 @@ export const FAMILIES: FamilySpec[] = [
   {
     family: 'encoder-decoder',
     stacks: [
-      { re: /^((?:.*\.)?model)\.encoder\.layers\.(\d+)$/, stack: 'encoder', roles: bartRoles(false) },
-      { re: /^((?:.*\.)?model)\.decoder\.layers\.(\d+)$/, stack: 'main', roles: bartRoles(true) },
+      // `model.encoder.layers.N` in one graph; `encoder.layers.N` in optimum-style separate files.
+      { re: /^(?:(.*)\.)?encoder\.layers\.(\d+)$/, stack: 'encoder', roles: bartRoles(false) },
+      { re: /^(?:(.*)\.)?decoder\.layers\.(\d+)$/, stack: 'main', roles: bartRoles(true) },
       { re: /^()encoder\.block\.(\d+)$/, stack: 'encoder', roles: t5Roles(false) },
       { re: /^()decoder\.block\.(\d+)$/, stack: 'main', roles: t5Roles(true) },
     ],
-    embedding: ['{prefix}.shared', '{prefix}.encoder.embed_tokens', '{prefix}.decoder.embed_tokens', '{prefix}.encoder.embed_positions', '{prefix}.decoder.embed_positions', '{prefix}.encoder.layernorm_embedding', '{prefix}.decoder.layernorm_embedding', 'shared'],
+    embedding: ['{prefix}.shared', '{prefix}.encoder', '{prefix}.decoder', '{prefix}.encoder.embed_tokens', '{prefix}.decoder.embed_tokens', '{prefix}.encoder.embed_positions', '{prefix}.decoder.embed_positions', '{prefix}.encoder.layernorm_embedding', '{prefix}.decoder.layernorm_embedding', 'shared'],
     finalNorm: ['{prefix}.decoder.layer_norm', '{prefix}.decoder.final_layer_norm', 'decoder.final_layer_norm'],
     unembedding: ['lm_head'],
     projection: [],
