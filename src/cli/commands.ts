@@ -1,5 +1,9 @@
 /** The CLI's command table. */
+import { attentionCommand } from './attention';
+import { contributionsCommand } from './contributions';
 import { inspectCommand } from './inspect';
+import { knockoutCommand } from './knockout';
+import { lensCommand } from './lens';
 import { traceCommand } from './trace';
 
 export interface CliCommand {
@@ -11,4 +15,8 @@ export interface CliCommand {
 export const COMMANDS: Record<string, CliCommand> = {
   inspect: inspectCommand,
   trace: traceCommand,
+  attention: attentionCommand,
+  knockout: knockoutCommand,
+  contributions: contributionsCommand,
+  lens: lensCommand,
 };
