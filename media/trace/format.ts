@@ -1,5 +1,6 @@
 /** Pure text helpers of the causal-trace panel: titles, token labels, summaries. */
 import type { TraceKind, TraceResult } from '../../src/runtime/methods/causalTrace';
+import { windowLayers } from '../../src/runtime/methods/window';
 
 /** Heatmap title as in ROME's figures. */
 export function kindTitle(r: Pick<TraceResult, 'kind' | 'window'>): string {
@@ -81,11 +82,10 @@ export function byToken(scores: number[][], tokens: number): number[][] {
   return Array.from({ length: tokens }, (_, t) => scores.map((row) => row[t] ?? NaN));
 }
 
-/** The layers restored for a window centred on `l`; mirrors windowLayers in src/runtime/methods/causalTrace.ts. */
+/** First and last layer restored for a window centred on `l`. */
 export function restoredLayers(l: number, window: number, layers: number): [number, number] {
-  const lo = Math.max(0, l - Math.floor(window / 2));
-  const hi = Math.min(layers, l - Math.floor(-window / 2));
-  return [lo, hi - 1];
+  const list = windowLayers(l, window, layers);
+  return [list[0], list[list.length - 1]];
 }
 
 /** Tooltip line naming the restored layer(s) of a cell. */

@@ -46,6 +46,7 @@ export function headAttention(hooked: Pick<HookedModel, 'arch'>, l: number): Att
 
 /** Every layer's attention, checked for head-level methods. */
 function allHeadAttention(hooked: Pick<HookedModel, 'arch'>): AttentionInfo[] {
+  if (hooked.arch.family === 'unknown' || hooked.arch.layers === 0 || !hooked.arch.blocks.length) throw new InputError('attention methods need a recognised transformer (no blocks were found in this model)');
   return hooked.arch.blocks.map((_, l) => headAttention(hooked, l));
 }
 
@@ -168,7 +169,9 @@ export async function attentionKnockout(hooked: HookedModel, tok: TextTokenizer,
   const window = Math.max(1, Math.round(req.window ?? 9));
 
   const hooks = atts.map((_, l) => patternHook(l));
-  const session = await hooked.prepare({ knockout: hooks, lastTokenLogits: true });
+  // Layer 0's pattern is fetched too, to check that the scores are [batch, heads, query, key]
+  // (what a [batch, 1, query, key] mask broadcasts against).
+  const session = await hooked.prepare({ knockout: hooks, lastTokenLogits: true, capture: [hooks[0]] });
   const elemTypes = hooks.map((h) => session.scoreMaskType(h));
   throwIfCancelled(signal);
 
@@ -187,7 +190,11 @@ export async function attentionKnockout(hooked: HookedModel, tok: TextTokenizer,
       });
       if (edges.length) masks[hooks[j]] = knockoutMask(edges, batch.length, S, elemTypes[j]);
     }
-    const out = await session.run(textFeeds(hooked.graph, batch.map(() => tokens.ids)), { scoreMasks: masks });
+    const out = await session.run(textFeeds(hooked.graph, batch.map(() => tokens.ids)), { scoreMasks: masks, fetch: [hooks[0]] });
+    const pd = out.cache.get(hooks[0])!.dims;
+    if (pd.length !== 4 || pd[0] !== batch.length || pd[1] !== atts[0].heads || pd[2] !== S || pd[3] !== S) {
+      throw new InputError(`block 0's attention scores have shape [${pd.join(', ')}], not [batch, heads, query, key]: knockout masks cannot be applied to this export`);
+    }
     const logits = asFloat32(out.lastLogits!);
     const V = logits.length / batch.length;
     batch.forEach((l, r) => probs.set(l, softmax(logits.subarray(r * V, (r + 1) * V))));

@@ -14,6 +14,7 @@ import { asFloat32, fromFloat32, softmax } from '../tensor';
 import type { HostTensor } from '../tensor';
 import type { TextTokenizer } from '../tokenizer';
 import { maxPositions } from './positions';
+import { windowLayers } from './window';
 
 export type TraceKind = 'residual' | 'mlp' | 'attn';
 
@@ -67,13 +68,6 @@ const HOOK: Record<TraceKind, (l: number) => string> = {
   mlp: (l) => `blocks.${l}.hook_mlp_out`,
   attn: (l) => `blocks.${l}.hook_attn_out`,
 };
-
-/** The layers restored for a window centred on `l` (ROME: [l - w/2, l + w/2) clipped). */
-export function windowLayers(l: number, window: number, layers: number): number[] {
-  const lo = Math.max(0, l - Math.floor(window / 2));
-  const hi = Math.min(layers, l - Math.floor(-window / 2));
-  return Array.from({ length: hi - lo }, (_, i) => lo + i);
-}
 
 /** Runs a causal trace of every requested kind; results in the order of `kinds`. */
 export async function causalTrace(hooked: HookedModel, tok: TextTokenizer, req: TraceRequest, progress?: TraceProgress, signal?: AbortSignal): Promise<TraceResult[]> {

@@ -1,0 +1,686 @@
+/**
+ * Closed-form concept editing (Diff-QuickFix, LocoEdit, MultEdit): make a model treat a source
+ * concept like a target concept by a data-free ridge-regression update of one linear weight,
+ * localised (optionally by a causal trace), verified (before/after on the edited prompts and on
+ * unrelated ones) and never destructive (a new file; the original's bytes are not touched).
+ *
+ * Keys: the linear layer's inputs at the source concept's last token (and, with
+ * `last-and-after`, every later token) over prompt templates; values: the same layer applied to
+ * the inputs at the matching tokens of the templates filled with the target. The update itself
+ * is `closedFormUpdate` (closedForm.ts).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { linearOfNode } from '../architecture/linear';
+import { ModuleIndex } from '../architecture/modules';
+import type { LinearInfo } from '../architecture/types';
+import { throwIfCancelled } from '../cancel';
+import { InputError, textFeeds } from '../feeds';
+import type { HookedModel, PreparedSession } from '../instrument/hookedModel';
+import { floatToHalf } from '../onnx/float16';
+import { ModelError, OnnxModel, confinedPath, writeFileAtomic } from '../onnx/model';
+import { onnxType } from '../onnx/proto';
+import { DataType, dataTypeName } from '../onnx/types';
+import type { GraphProto, ModelProto, TensorProto } from '../onnx/types';
+import { fromOrt, openSession, toOrt } from '../session';
+import type { OpenSession } from '../session';
+import { asFloat32, softmax } from '../tensor';
+import type { HostTensor } from '../tensor';
+import type { TextTokenizer } from '../tokenizer';
+import { causalTrace } from './causalTrace';
+import { closedFormUpdate } from './closedForm';
+
+export type KeyPositions = 'last' | 'last-and-after';
+
+/** Default templates for text encoders (Diff-QuickFix's). */
+export const ENCODER_TEMPLATES = ['{}', 'a photo of {}', 'an image of {}', 'a picture of {}'];
+
+export interface EditRequest {
+  /** `blocks.L.mlp` (MLP output projection), `blocks.L.attn` (attention output), `blocks.L.attn.q|k|v|o|qkv`, `blocks.L.mlp.in`, a weight initializer name, or `auto`. */
+  layer: string;
+  source: string;
+  target: string;
+  /** Prompt templates with `{}` for the concept (default for text encoders: ENCODER_TEMPLATES; required for language models). */
+  templates?: string[];
+  lambda?: number;
+  positions?: KeyPositions;
+  /** Prompts to check that other behaviour is kept (default: the templates filled with the target). */
+  unrelated?: string[];
+  /** Weight mu of the preservation term from the keys (every token) of `preserve` prompts; 0 (default): none. */
+  preserveWeight?: number;
+  /** Prompts whose keys the preservation term keeps (default: `unrelated`). */
+  preserve?: string[];
+  /** The new model file (never the original). */
+  out: string;
+  /** Top predictions reported per prompt (language models), default 5. */
+  top?: number;
+  /** `--layer auto` on a language model: noise samples and window of the causal trace (defaults 10 and 1). */
+  trace?: { samples?: number; window?: number; seed?: number };
+  backend?: 'auto' | 'js' | 'ort';
+}
+
+export interface Prediction {
+  id: number;
+  text: string;
+  p: number;
+}
+
+export interface LmEditedReport {
+  prompts: { prompt: string; top: Prediction[]; expected: { id: number; text: string }; pExpected: number; hit: boolean }[];
+  /** Prompts whose top-1 is the target's top-1 on the same template. */
+  hits: number;
+  rate: number;
+}
+
+export interface EncoderEditedReport {
+  /** cosine of each edited prompt's embedding to the original model's source and target embeddings of the same template. */
+  prompts: { prompt: string; toSource: number; toTarget: number; closerToTarget: boolean }[];
+  closer: number;
+  rate: number;
+  meanToTarget: number;
+}
+
+export type PreservationReport =
+  | { prompts: { prompt: string; before: Prediction[]; after: Prediction[]; kept: boolean }[]; kept: number; rate: number; kind: 'language-model' }
+  | { prompts: { prompt: string; cosine: number; shift: number }[]; minCosine: number; maxShift: number; kind: 'encoder' };
+
+export interface EditResult {
+  /** The edited initializer. */
+  weight: string;
+  /** The hook-style name of the layer (`blocks.3.mlp`), or the weight's module path. */
+  layer: string;
+  node: string;
+  /** Number of key vectors (rows of K). */
+  keys: number;
+  /** Wall time of the edit proper: keys, update, write (not localisation or evaluation). */
+  seconds: number;
+  kind: 'language-model' | 'encoder';
+  source: string;
+  target: string;
+  templates: string[];
+  lambda: number;
+  positions: KeyPositions;
+  preserveWeight: number;
+  out: string;
+  /** Every file written (the model, a new data file, copied data files). */
+  files: string[];
+  weightShape: [number, number];
+  layout: 'out-in' | 'in-out';
+  dtype: string;
+  backend: 'js' | 'ort';
+  /** Frobenius norms of W and of W' - W. */
+  norms: { weight: number; delta: number };
+  localisation?: { method: 'causal-trace' | 'fixed'; layer: number; scores?: number[]; note: string };
+  timings: { localise: number; keys: number; update: number; write: number; evaluate: number };
+  before: LmEditedReport | EncoderEditedReport;
+  after: LmEditedReport | EncoderEditedReport;
+  preservation: PreservationReport;
+  notes: string[];
+}
+
+export interface EditProgress {
+  report(p: { fraction?: number; message?: string }): void;
+}
+
+/** A resolved edit site. */
+export interface EditSite {
+  name: string;
+  linear: LinearInfo;
+  block?: number;
+}
+
+/** True when the model has a next-token head (a causal language model). */
+export function isLanguageModel(hooked: Pick<HookedModel, 'arch'>): boolean {
+  return !!hooked.arch.unembedding && hooked.arch.hookPoints.some((h) => h.name === 'ln_final.hook_normalized');
+}
+
+/** Resolves `--layer` (hook-style name, weight initializer name or module path) to a linear layer. */
+export function resolveLayer(hooked: Pick<HookedModel, 'arch' | 'graph'>, layer: string): EditSite {
+  const { arch, graph } = hooked;
+  const m = /^blocks\.(\d+)\.(mlp|attn|cross_attn)(?:\.(q|k|v|o|qkv|in|out|hook_\w+))?$/.exec(layer) ?? /^blocks\.(\d+)\.hook_(mlp|attn)_out$/.exec(layer);
+  if (m) {
+    const L = Number(m[1]);
+    const b = arch.blocks[L];
+    if (!b) throw new InputError(`the model has blocks 0..${arch.blocks.length - 1}; there is no block ${L}`);
+    const part = m[3] ?? (m[2] === 'mlp' ? 'out' : 'o');
+    let lin: LinearInfo | undefined;
+    if (m[2] === 'mlp') lin = part === 'in' ? b.mlp?.in[0] : part === 'out' ? b.mlp?.out : undefined;
+    else {
+      const att = m[2] === 'attn' ? b.attention : b.crossAttention;
+      lin = att?.[part as 'q' | 'k' | 'v' | 'o' | 'qkv'];
+      if (!lin && att?.qkv && ['q', 'k', 'v'].includes(part)) {
+        throw new InputError(`block ${L}'s attention has a fused q/k/v projection (${att.qkv.weight}); edit blocks.${L}.${m[2]}.qkv or name the weight`);
+      }
+    }
+    if (!lin) throw new InputError(`block ${L} has no linear layer for "${layer}" (found: ${linearsOf(hooked).filter((x) => x.block === L).map((x) => x.name).join(', ') || 'none'})`);
+    return { name: layer.replace(/\.hook_(mlp|attn)_out$/, '.$1'), linear: lin, block: L };
+  }
+  const all = linearsOf(hooked);
+  const hit = all.find((x) => x.linear.weight === layer || x.linear.path === layer);
+  if (hit) return hit;
+  // Any MatMul/Gemm whose constant operand is this initializer.
+  if (graph.initializers.has(layer)) {
+    const idx = new ModuleIndex(graph as HookedModel['graph']);
+    for (const n of graph.nodes) {
+      const lin = linearOfNode(idx, n, graph.name(n));
+      if (lin?.weight === layer) return { name: lin.path, linear: lin };
+    }
+    throw new InputError(`initializer "${layer}" is not the weight of a MatMul/Gemm (a 2-D linear layer), so it cannot be edited in closed form`);
+  }
+  throw new InputError(`no layer or weight named "${layer}"; use blocks.L.mlp, blocks.L.attn, blocks.L.attn.q|k|v, a weight initializer name or auto`);
+}
+
+function linearsOf(hooked: Pick<HookedModel, 'arch'>): EditSite[] {
+  const out: EditSite[] = [];
+  for (const b of hooked.arch.blocks) {
+    const add = (name: string, l?: LinearInfo): void => {
+      if (l) out.push({ name: `blocks.${b.index}.${name}`, linear: l, block: b.index });
+    };
+    for (const [prefix, att] of [['attn', b.attention], ['cross_attn', b.crossAttention]] as const) {
+      if (!att) continue;
+      add(prefix, att.o);
+      add(`${prefix}.q`, att.q);
+      add(`${prefix}.k`, att.k);
+      add(`${prefix}.v`, att.v);
+      add(`${prefix}.qkv`, att.qkv);
+    }
+    add('mlp', b.mlp?.out);
+    b.mlp?.in.forEach((l, i) => add(i === 0 ? 'mlp.in' : `mlp.in${i}`, l));
+  }
+  return out;
+}
+
+/** Fills a template's `{}` (the first one) with a concept. */
+export function fill(template: string, concept: string): string {
+  if (!template.includes('{}')) throw new InputError(`template "${template}" has no {} for the concept`);
+  return template.replace('{}', concept);
+}
+
+/**
+ * `--layer auto` for a language model: causal traces (kind mlp, window 1 by default, Gaussian
+ * noise on the subject) of each template filled with the source; the block whose MLP output has
+ * the highest mean indirect effect (restored p(answer) - corrupted p(answer)) at the source's last
+ * token wins, as LocoEdit localises before editing.
+ */
+export async function localize(
+  hooked: HookedModel,
+  tok: TextTokenizer,
+  source: string,
+  templates: string[],
+  opts: { samples?: number; window?: number; seed?: number } = {},
+  signal?: AbortSignal,
+): Promise<{ layer: number; scores: number[] }> {
+  if (!isLanguageModel(hooked)) throw new InputError('--layer auto traces next-token probabilities and needs a causal language model');
+  const L = hooked.arch.layers;
+  const sum = new Array<number>(L).fill(0);
+  for (const t of templates) {
+    throwIfCancelled(signal);
+    const prompt = fill(t, source);
+    const [r] = await causalTrace(hooked, tok, {
+      prompt,
+      subject: source,
+      corruption: { type: 'noise', samples: opts.samples ?? 10, seed: opts.seed ?? 1 },
+      kinds: ['mlp'],
+      window: opts.window ?? 1,
+    });
+    const last = r.subjectRange[1] - 1;
+    for (let l = 0; l < L; l++) sum[l] += r.scores[l][last] - r.lowScore;
+  }
+  const scores = sum.map((s) => s / templates.length);
+  let best = 0;
+  for (let l = 1; l < L; l++) if (scores[l] > scores[best]) best = l;
+  return { layer: best, scores };
+}
+
+interface Probe {
+  prompt: string;
+  ids: number[];
+  /** Key positions wanted. */
+  positions: number[];
+  /** Also every position's key (preservation). */
+  allKeys?: boolean;
+}
+
+interface ProbeResult {
+  keys: Float64Array;
+  allKeys?: Float64Array;
+  /** Last-position logits (language model) or the embedding (encoder). */
+  last: Float32Array;
+}
+
+/** Groups probes by length into batches of equal-length rows. */
+function batches<T extends { ids: number[] }>(items: T[], max = 32): number[][] {
+  const byLen = new Map<number, number[]>();
+  items.forEach((p, i) => {
+    const list = byLen.get(p.ids.length) ?? [];
+    list.push(i);
+    byLen.set(p.ids.length, list);
+  });
+  const out: number[][] = [];
+  for (const list of byLen.values()) for (let i = 0; i < list.length; i += max) out.push(list.slice(i, i + max));
+  return out;
+}
+
+/** The embedding output of a text encoder: a pooled/projected one when there is one, else the first. */
+function embeddingOutput(hooked: HookedModel): string {
+  const outs = hooked.graph.outputs.map((o) => o.name);
+  return outs.find((n) => /embeds|pooler|pooled/i.test(n)) ?? outs[0];
+}
+
+/** Embedding (encoder) or last logits (LM) row b of a model output. */
+function lastRow(t: HostTensor, b: number): Float32Array {
+  const v = asFloat32(t);
+  const D = t.dims[t.dims.length - 1];
+  if (t.dims.length === 2) return v.subarray(b * D, (b + 1) * D);
+  const S = t.dims[1];
+  return v.subarray((b * S + S - 1) * D, (b * S + S) * D);
+}
+
+async function runOriginal(session: PreparedSession, hooked: HookedModel, keyHook: string, dIn: number, probes: Probe[], lm: boolean, outName: string): Promise<ProbeResult[]> {
+  const res = new Array<ProbeResult>(probes.length);
+  for (const group of batches(probes)) {
+    const S = probes[group[0]].ids.length;
+    const feeds = textFeeds(hooked.graph, group.map((i) => probes[i].ids));
+    const r = await session.run(feeds, { fetch: [keyHook], outputs: lm ? [] : [outName] });
+    const kt = r.cache.get(keyHook)!;
+    const kv = asFloat32(kt);
+    if (kv.length !== group.length * S * dIn) throw new InputError(`the layer's input has shape [${kt.dims.join(', ')}], not ${group.length} x ${S} tokens x ${dIn} features`);
+    const out = lm ? r.lastLogits! : r.outputs[outName];
+    group.forEach((i, b) => {
+      const p = probes[i];
+      const keys = new Float64Array(p.positions.length * dIn);
+      p.positions.forEach((pos, j) => keys.set(kv.subarray((b * S + pos) * dIn, (b * S + pos + 1) * dIn), j * dIn));
+      const allKeys = p.allKeys ? Float64Array.from(kv.subarray(b * S * dIn, (b + 1) * S * dIn)) : undefined;
+      res[i] = { keys, allKeys, last: Float32Array.from(lastRow(out, b)) };
+    });
+  }
+  return res;
+}
+
+async function runEdited(open: OpenSession, hooked: HookedModel, probes: Probe[], outName: string): Promise<Float32Array[]> {
+  const res = new Array<Float32Array>(probes.length);
+  for (const group of batches(probes)) {
+    const feeds = textFeeds(hooked.graph, group.map((i) => probes[i].ids));
+    const ortFeeds = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, toOrt(v)]));
+    const out = fromOrt((await open.session.run(ortFeeds, [outName]))[outName]);
+    group.forEach((i, b) => (res[i] = Float32Array.from(lastRow(out, b))));
+  }
+  return res;
+}
+
+function topK(logits: Float32Array, k: number, tok: TextTokenizer): Prediction[] {
+  const p = softmax(logits);
+  const idx = Array.from(p.keys()).sort((a, b) => p[b] - p[a]).slice(0, k);
+  return idx.map((id) => ({ id, text: tok.decode([id]), p: p[id] }));
+}
+
+function argmax(x: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
+  return best;
+}
+
+function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
+  for (let i = 0; i < a.length; i++) {
+    ab += a[i] * b[i];
+    aa += a[i] * a[i];
+    bb += b[i] * b[i];
+  }
+  return ab / Math.sqrt(aa * bb);
+}
+
+function relShift(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let d = 0;
+  let n = 0;
+  for (let i = 0; i < a.length; i++) {
+    d += (a[i] - b[i]) ** 2;
+    n += b[i] * b[i];
+  }
+  return Math.sqrt(d / n);
+}
+
+/** The key positions of a filled template: the concept's last token, and every later one with `last-and-after`. */
+function keyPositions(tok: TextTokenizer, ids: number[], concept: string, positions: KeyPositions): number[] {
+  const [, s1] = tok.findSpan(ids, concept);
+  const last = s1 - 1;
+  return positions === 'last' ? [last] : Array.from({ length: ids.length - last }, (_, i) => last + i);
+}
+
+/** Runs the whole edit: localise (auto), keys, update, write, evaluate. */
+export async function conceptEdit(hooked: HookedModel, tok: TextTokenizer, req: EditRequest, progress?: EditProgress, signal?: AbortSignal): Promise<EditResult> {
+  const notes: string[] = [];
+  const lm = isLanguageModel(hooked);
+  const lambda = req.lambda ?? 0.01;
+  if (!(lambda > 0) || !Number.isFinite(lambda)) throw new InputError(`lambda must be a positive number (got ${req.lambda})`);
+  const positions = req.positions ?? 'last';
+  if (!['last', 'last-and-after'].includes(positions)) throw new InputError(`positions must be last or last-and-after (got ${positions})`);
+  if (!req.source || !req.target) throw new InputError('give both a source and a target concept');
+  if (req.source === req.target) throw new InputError('the source and target concepts are the same');
+  const templates = req.templates?.length ? req.templates : lm ? undefined : ENCODER_TEMPLATES;
+  if (!templates) throw new InputError('a language model needs relation templates (one per line with {} for the subject, e.g. "{} lives in the city of")');
+  templates.forEach((t) => fill(t, req.source));
+  const mu = req.preserveWeight ?? 0;
+  if (!(mu >= 0)) throw new InputError(`the preservation weight must be >= 0 (got ${mu})`);
+  const outAbs = path.resolve(req.out);
+  if (hooked.model.path && outAbs === hooked.model.path) throw new ModelError(`refusing to overwrite the original model ${outAbs}; choose a new file name`);
+
+  // Where.
+  const tLoc = performance.now();
+  let localisation: EditResult['localisation'];
+  let layerName = req.layer;
+  if (req.layer === 'auto') {
+    if (lm) {
+      progress?.report({ message: `localising: causal traces of ${templates.length} prompts` });
+      const loc = await localize(hooked, tok, req.source, templates, req.trace, signal);
+      layerName = `blocks.${loc.layer}.mlp`;
+      localisation = { method: 'causal-trace', layer: loc.layer, scores: loc.scores, note: `MLP indirect effect at the source's last token, mean over ${templates.length} templates (window ${req.trace?.window ?? 1}, ${req.trace?.samples ?? 10} noise samples)` };
+    } else {
+      layerName = 'blocks.0.attn';
+      localisation = { method: 'fixed', layer: 0, note: 'a text encoder has no next-token probability to trace; auto picks the first self-attention output projection, where Diff-QuickFix localises concepts in CLIP text encoders' };
+    }
+  }
+  const site = resolveLayer(hooked, layerName);
+  const timeLocalise = (performance.now() - tLoc) / 1000;
+  throwIfCancelled(signal);
+
+  const lin = site.linear;
+  const node = hooked.graph.nodeByName.get(lin.node)!;
+  let layout: 'out-in' | 'in-out' = lin.transposed ? 'out-in' : 'in-out';
+  if (node.op_type === 'Gemm' && hooked.graph.attrInt(node, 'transA', 0) === 1) throw new InputError(`${lin.node} is a Gemm with transA=1; editing it is not supported`);
+  if (node.op_type === 'FusedMatMul') {
+    if (hooked.graph.attrInt(node, 'transA', 0) === 1) throw new InputError(`${lin.node} is a FusedMatMul with transA=1; editing it is not supported`);
+    if (hooked.graph.attrInt(node, 'transB', 0) === 1) layout = layout === 'out-in' ? 'in-out' : 'out-in';
+  }
+  const wTensor = hooked.graph.initializers.get(lin.weight)!;
+  const users = hooked.graph.consumers.get(lin.weight)?.length ?? 0;
+  if (users > 1) notes.push(`the weight ${lin.weight} is read by ${users} nodes (tied weights?); all of them see the edit`);
+  const dIn = lin.inFeatures;
+  const dOut = lin.outFeatures;
+  const keyHook = node.input[0];
+
+  // Keys (and the "before" numbers) from one instrumented session of the original.
+  const t0 = performance.now();
+  progress?.report({ message: 'collecting keys' });
+  const outName = lm ? hooked.graph.outputs[0].name : embeddingOutput(hooked);
+  const session = await hooked.prepare({ capture: [keyHook], lastTokenLogits: lm });
+  const unrelated = req.unrelated?.length ? req.unrelated : templates.map((t) => fill(t, req.target));
+  if (!req.unrelated?.length) notes.push('no unrelated prompts given: preservation is measured on the templates filled with the target');
+  const mk = (prompt: string, concept?: string, all = false): Probe => {
+    const ids = tok.encode(prompt);
+    return { prompt, ids, positions: concept ? keyPositions(tok, ids, concept, positions) : [], allKeys: all };
+  };
+  const srcProbes = templates.map((t) => mk(fill(t, req.source), req.source));
+  const tgtProbes = templates.map((t) => mk(fill(t, req.target), req.target));
+  const unrProbes = unrelated.map((p) => mk(p));
+  const presProbes = mu > 0 ? (req.preserve?.length ? req.preserve : unrelated).map((p) => mk(p, undefined, true)) : [];
+  const all = [...srcProbes, ...tgtProbes, ...unrProbes, ...presProbes];
+  const orig = await runOriginal(session, hooked, keyHook, dIn, all, lm, outName);
+  const srcRes = orig.slice(0, templates.length);
+  const tgtRes = orig.slice(templates.length, 2 * templates.length);
+  const unrRes = orig.slice(2 * templates.length, 2 * templates.length + unrProbes.length);
+  const presRes = orig.slice(2 * templates.length + unrProbes.length);
+  const K: number[] = [];
+  const Kt: number[] = [];
+  srcRes.forEach((s, i) => {
+    const ns = srcProbes[i].positions.length;
+    const nt = tgtProbes[i].positions.length;
+    const n = Math.min(ns, nt);
+    if (ns !== nt) notes.push(`template "${templates[i]}": ${ns} key positions for the source but ${nt} for the target; the first ${n} are paired`);
+    K.push(...s.keys.subarray(0, n * dIn));
+    Kt.push(...tgtRes[i].keys.subarray(0, n * dIn));
+  });
+  const preserveKeys = mu > 0 ? Float64Array.from(presRes.flatMap((r) => Array.from(r.allKeys!))) : undefined;
+  const timeKeys = (performance.now() - t0) / 1000;
+  throwIfCancelled(signal);
+
+  // The update.
+  progress?.report({ message: `solving for ${lin.weight} (${K.length / dIn} keys)` });
+  const W = hooked.model.tensorFloat32(wTensor);
+  const upd = await closedFormUpdate({
+    weight: W,
+    outFeatures: dOut,
+    inFeatures: dIn,
+    layout,
+    keys: Float64Array.from(K),
+    targetKeys: Float64Array.from(Kt),
+    lambda,
+    preserve: preserveKeys ? { keys: preserveKeys, weight: mu } : undefined,
+    backend: req.backend,
+  });
+  let nw = 0;
+  let nd = 0;
+  for (let i = 0; i < W.length; i++) {
+    nw += W[i] * W[i];
+    nd += (upd.weight[i] - W[i]) ** 2;
+  }
+
+  // The new file.
+  const t2 = performance.now();
+  progress?.report({ message: `writing ${outAbs}` });
+  const files = writeEditedModel(hooked.model, lin.weight, upd.weight, outAbs);
+  const timeWrite = (performance.now() - t2) / 1000;
+  const seconds = timeKeys + upd.seconds + timeWrite;
+  throwIfCancelled(signal);
+
+  // Verification on the edited model.
+  const t3 = performance.now();
+  progress?.report({ message: 'evaluating the edited model' });
+  const edited = await openSession(outAbs, { provider: hooked.options.provider, threads: hooked.options.threads });
+  let after: Float32Array[];
+  try {
+    after = await runEdited(edited, hooked, [...srcProbes, ...unrProbes], outName);
+  } finally {
+    await edited.session.release();
+  }
+  const srcAfter = after.slice(0, templates.length);
+  const unrAfter = after.slice(templates.length);
+  const k = req.top ?? 5;
+  let before: EditResult['before'];
+  let afterRep: EditResult['after'];
+  let preservation: PreservationReport;
+  if (lm) {
+    const report = (lasts: Float32Array[]): LmEditedReport => {
+      const prompts = lasts.map((l, i) => {
+        const eid = argmax(tgtRes[i].last);
+        const top = topK(l, k, tok);
+        return { prompt: srcProbes[i].prompt, top, expected: { id: eid, text: tok.decode([eid]) }, pExpected: softmax(l)[eid], hit: top[0].id === eid };
+      });
+      const hits = prompts.filter((p) => p.hit).length;
+      return { prompts, hits, rate: hits / prompts.length };
+    };
+    before = report(srcRes.map((r) => r.last));
+    afterRep = report(srcAfter);
+    const prompts = unrProbes.map((p, i) => {
+      const b = topK(unrRes[i].last, k, tok);
+      const a = topK(unrAfter[i], k, tok);
+      return { prompt: p.prompt, before: b, after: a, kept: a[0].id === b[0].id };
+    });
+    const kept = prompts.filter((p) => p.kept).length;
+    preservation = { kind: 'language-model', prompts, kept, rate: kept / Math.max(1, prompts.length) };
+  } else {
+    const report = (embs: Float32Array[]): EncoderEditedReport => {
+      const prompts = embs.map((e, i) => {
+        const toSource = cosine(e, srcRes[i].last);
+        const toTarget = cosine(e, tgtRes[i].last);
+        return { prompt: srcProbes[i].prompt, toSource, toTarget, closerToTarget: toTarget > toSource };
+      });
+      const closer = prompts.filter((p) => p.closerToTarget).length;
+      return { prompts, closer, rate: closer / prompts.length, meanToTarget: prompts.reduce((s, p) => s + p.toTarget, 0) / prompts.length };
+    };
+    before = report(srcRes.map((r) => r.last));
+    afterRep = report(srcAfter);
+    const prompts = unrProbes.map((p, i) => ({ prompt: p.prompt, cosine: cosine(unrAfter[i], unrRes[i].last), shift: relShift(unrAfter[i], unrRes[i].last) }));
+    preservation = {
+      kind: 'encoder',
+      prompts,
+      minCosine: Math.min(...prompts.map((p) => p.cosine)),
+      maxShift: Math.max(...prompts.map((p) => p.shift)),
+    };
+  }
+  const timeEval = (performance.now() - t3) / 1000;
+
+  return {
+    weight: lin.weight,
+    layer: site.name,
+    node: lin.node,
+    keys: upd.keys,
+    seconds,
+    kind: lm ? 'language-model' : 'encoder',
+    source: req.source,
+    target: req.target,
+    templates,
+    lambda,
+    positions,
+    preserveWeight: mu,
+    out: outAbs,
+    files,
+    weightShape: layout === 'out-in' ? [dOut, dIn] : [dIn, dOut],
+    layout,
+    dtype: dataTypeName(wTensor.data_type),
+    backend: upd.backend,
+    norms: { weight: Math.sqrt(nw), delta: Math.sqrt(nd) },
+    localisation,
+    timings: { localise: timeLocalise, keys: timeKeys, update: upd.seconds, write: timeWrite, evaluate: timeEval },
+    before,
+    after: afterRep,
+    preservation,
+    notes,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing the edited checkpoint.
+
+/** float32 values -> the raw little-endian bytes of an ONNX tensor of `dataType`. */
+export function encodeValues(values: Float32Array, dataType: number, name = 'tensor'): Uint8Array {
+  switch (dataType) {
+    case DataType.FLOAT:
+      return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
+    case DataType.DOUBLE:
+      return new Uint8Array(Float64Array.from(values).buffer);
+    case DataType.FLOAT16:
+      return new Uint8Array(Uint16Array.from(values, floatToHalf).buffer);
+    case DataType.BFLOAT16: {
+      const u = new Uint32Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
+      const out = new Uint16Array(values.length);
+      for (let i = 0; i < u.length; i++) {
+        const x = u[i];
+        out[i] = (x & 0x7f800000) === 0x7f800000 && x & 0x7fffff ? (x >>> 16) | 0x40 : (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+      }
+      return new Uint8Array(out.buffer);
+    }
+    default:
+      throw new ModelError(`tensor ${name}: cannot write edited values as ${dataTypeName(dataType)}`);
+  }
+}
+
+/** A copy of a protobufjs message object with some fields replaced (prototype kept, so encoding is unchanged). */
+function withFields<T extends object>(obj: T, fields: Partial<T>): T {
+  return Object.assign(Object.create(Object.getPrototypeOf(obj) as object) as T, obj, fields);
+}
+
+const EXTERNAL = 1;
+
+function visitTensors(g: GraphProto, f: (t: TensorProto) => void): void {
+  for (const t of g.initializer) f(t);
+  for (const n of g.node) {
+    for (const a of n.attribute) {
+      if (a.t) f(a.t);
+      for (const t of a.tensors ?? []) f(t);
+      if (a.g) visitTensors(a.g, f);
+      for (const sub of a.graphs) visitTensors(sub, f);
+    }
+  }
+}
+
+/**
+ * Writes `model` with initializer `weight` replaced by `values` (float32, converted to the
+ * tensor's type) to `out`, atomically, never touching the original's files. An inline weight is
+ * replaced in a shallow copy of the ModelProto. With external data, the (small) proto is copied;
+ * an external edited tensor goes to a new data file `<out>.data`; the other tensors keep reading
+ * the original data files when `out` is in the same folder (they are only read), else those files
+ * are copied beside `out`. Returns the files written; on failure nothing partial is left.
+ */
+export function writeEditedModel(model: OnnxModel, weight: string, values: Float32Array, out: string): string[] {
+  const abs = path.resolve(out);
+  if (model.path && abs === model.path) throw new ModelError(`refusing to overwrite the original model ${abs}; choose a new file name`);
+  const originals = new Set(model.externalFiles());
+  if (originals.has(abs)) throw new ModelError(`refusing to write over ${abs}, a data file of the original model`);
+  const t = model.graph.initializer.find((x) => x.name === weight);
+  if (!t) throw new ModelError(`the model has no initializer ${weight}`);
+  if (OnnxModel.elementCount(t) !== values.length) throw new ModelError(`tensor ${weight} has ${OnnxModel.elementCount(t)} values, the edit ${values.length}`);
+  const bytes = encodeValues(values, t.data_type, weight);
+  const T = onnxType('ModelProto');
+  const inline = (x: TensorProto): TensorProto => withFields(x, { raw_data: bytes, float_data: [], double_data: [], int32_data: [], int64_data: [], uint64_data: [], external_data: [], data_location: 0 });
+
+  if (!model.hasExternalData) {
+    const graph = withFields(model.graph, { initializer: model.graph.initializer.map((x) => (x === t ? inline(x) : x)) });
+    const proto = withFields(model.proto, { graph });
+    writeFileAtomic(abs, T.encode(proto as never).finish());
+    return [abs];
+  }
+
+  const copy = T.decode(model.encode()) as unknown as ModelProto;
+  const outDir = path.dirname(abs);
+  const base = path.basename(abs);
+  const sameDir = outDir === path.resolve(model.dir);
+  const created: string[] = [];
+  try {
+    const ext = model.externalRef(t);
+    const remap = new Map<string, string>();
+    const used = new Set<string>();
+    visitTensors(copy.graph!, (x) => {
+      if (x.data_location !== EXTERNAL || (x.name === weight && ext && copy.graph!.initializer.includes(x))) return;
+      const loc = x.external_data.find((e) => e.key === 'location')?.value;
+      if (!loc || sameDir) return;
+      let to = remap.get(loc);
+      if (!to) {
+        let name = `${base}.${path.basename(loc)}`;
+        for (let i = 1; used.has(name) || path.join(outDir, name) === abs; i++) name = `${base}.${i}.${path.basename(loc)}`;
+        used.add(name);
+        const dest = path.join(outDir, name);
+        if (originals.has(dest)) throw new ModelError(`refusing to write over ${dest}, a data file of the original model`);
+        copyFileAtomic(confinedPath(model.dir, loc, x.name), dest);
+        created.push(dest);
+        remap.set(loc, (to = name));
+      }
+      for (const e of x.external_data) if (e.key === 'location') e.value = to;
+    });
+    const edited = copy.graph!.initializer.find((x) => x.name === weight)!;
+    if (ext) {
+      const dataName = `${base}.data`;
+      const dataFile = path.join(outDir, dataName);
+      if (originals.has(dataFile)) throw new ModelError(`refusing to write over ${dataFile}, a data file of the original model; choose another output name`);
+      writeFileAtomic(dataFile, bytes);
+      created.push(dataFile);
+      edited.raw_data = new Uint8Array(0);
+      edited.data_location = EXTERNAL;
+      edited.external_data = [
+        { key: 'location', value: dataName },
+        { key: 'offset', value: '0' },
+        { key: 'length', value: String(bytes.length) },
+      ] as TensorProto['external_data'];
+    } else {
+      Object.assign(edited, { raw_data: bytes, float_data: [], double_data: [], int32_data: [], external_data: [], data_location: 0 });
+    }
+    writeFileAtomic(abs, T.encode(copy as never).finish());
+  } catch (e) {
+    for (const f of created) fs.rmSync(f, { force: true });
+    throw e;
+  }
+  return [abs, ...created];
+}
+
+function copyFileAtomic(from: string, to: string): void {
+  const tmp = `${to}.${process.pid}.${Date.now()}.tmp`;
+  try {
+    fs.copyFileSync(from, tmp, fs.constants.COPYFILE_FICLONE);
+    fs.renameSync(tmp, to);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw new ModelError(`cannot copy ${from} to ${to}: ${(e as Error).message}`);
+  }
+}
