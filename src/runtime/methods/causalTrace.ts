@@ -16,6 +16,8 @@ import type { TextTokenizer } from '../tokenizer';
 import { maxPositions } from './positions';
 import { windowLayers } from './window';
 
+export { windowLayers };
+
 export type TraceKind = 'residual' | 'mlp' | 'attn';
 
 /** How the subject is corrupted. */
