@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -265,4 +266,51 @@ test('vit: ridge alignment maps the components into the CLIP space and colour sc
   console.log(`vit alignment: fit R^2 ${al.r2.toFixed(3)}, held-out R^2 ${heldR2.toFixed(3)}; colour scores ${scores.slice(0, 4).map((s) => `${s.name} ${s.score.toFixed(3)}`).join(', ')}`);
   assert.ok(heldR2 > 0.5, `held-out R^2 ${heldR2}`);
   assert.ok(scores[0].score > 0.5, `top colour score ${scores[0].score}`);
+});
+
+// tsc compiles src/cli.ts to out/src/cli.js: the same code as `npx mechanist`.
+const CLI = path.resolve(__dirname, '../../src/cli.js');
+
+function mechanist(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, TMPDIR: os.tmpdir() } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('decompose --json: the CLI contract (components, total, output, reconstructionError, scores)', { skip: !(hasFixture('clip-vision') && hasFixture('clip-text')) && 'fixture not generated' }, () => {
+  const images = path.join(path.dirname(fixture('clip-vision')), 'images');
+  const image = path.join(images, 'red_circle.png');
+  const plain = mechanist('decompose', fixture('clip-vision'), '--image', image, '--json', '--quiet');
+  assert.equal(plain.code, 0, plain.stderr);
+  const p = JSON.parse(plain.stdout);
+  const ref = expected('clip-vision').decomposition;
+  assert.deepEqual(
+    p.components.map((c: { name: string }) => c.name),
+    ref.components.map((c: { name: string }) => c.name),
+  );
+  for (const c of p.components) {
+    for (const k of ['name', 'kind', 'layer', 'head', 'norm']) assert.ok(k in c, k);
+    assert.ok(!('vector' in c));
+  }
+  assert.equal(p.components[1].kind, 'head');
+  assert.equal(p.components[1].layer, 0);
+  assert.equal(p.components[1].head, 0);
+  assert.ok(p.reconstructionError < 1e-4);
+  assert.equal(p.total.length, 32);
+  assert.ok(maxAbsDiff(p.total, p.output) < 1e-4);
+  assert.ok(!('scores' in p));
+
+  const full = mechanist('decompose', fixture('clip-vision'), '--image', image, '--text-model', fixture('clip-text'), '--tokenizer', fixture('clip-text', 'tokenizer.json'), '--feature', 'colour', '--descriptions', 'red,green,blue,yellow', '--images', images, '--per-token', '--vectors', '--json', '--quiet');
+  assert.equal(full.code, 0, full.stderr);
+  const f = JSON.parse(full.stdout);
+  assert.equal(f.scores.length, f.components.length);
+  for (const s of f.scores) assert.ok(typeof s.name === 'string' && Number.isFinite(s.score));
+  const refVec = ref.components.map((c: { vector: number[] }) => c.vector);
+  f.components.forEach((c: { vector: number[] }, i: number) => assert.ok(maxAbsDiff(c.vector, refVec[i]) < 1e-4, `component ${i}`));
+  const head = f.components.find((c: { kind: string }) => c.kind === 'head');
+  assert.equal(head.tokens.length, 17);
+
+  const bad = mechanist('decompose', fixture('clip-vision'), '--image', path.join(images, 'absent.png'), '--json', '--quiet');
+  assert.notEqual(bad.code, 0);
+  assert.equal(bad.stdout, '');
+  assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
 });
