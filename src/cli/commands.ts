@@ -1,10 +1,10 @@
 /** The CLI's command table. */
 import { attentionCommand } from './attention';
 import { contributionsCommand } from './contributions';
-import { decomposeCommand } from './decompose';
 import { inspectCommand } from './inspect';
 import { knockoutCommand } from './knockout';
 import { lensCommand } from './lens';
+import { localizeCommand } from './localize';
 import { traceCommand } from './trace';
 
 export interface CliCommand {
@@ -20,5 +20,5 @@ export const COMMANDS: Record<string, CliCommand> = {
   knockout: knockoutCommand,
   contributions: contributionsCommand,
   lens: lensCommand,
-  decompose: decomposeCommand,
+  localize: localizeCommand,
 };
