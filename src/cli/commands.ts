@@ -1,6 +1,7 @@
 /** The CLI's command table. */
 import { attentionCommand } from './attention';
 import { contributionsCommand } from './contributions';
+import { decomposeCommand } from './decompose';
 import { inspectCommand } from './inspect';
 import { knockoutCommand } from './knockout';
 import { lensCommand } from './lens';
@@ -20,5 +21,6 @@ export const COMMANDS: Record<string, CliCommand> = {
   knockout: knockoutCommand,
   contributions: contributionsCommand,
   lens: lensCommand,
+  decompose: decomposeCommand,
   localize: localizeCommand,
 };
