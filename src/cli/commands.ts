@@ -2,6 +2,7 @@
 import { attentionCommand } from './attention';
 import { contributionsCommand } from './contributions';
 import { decomposeCommand } from './decompose';
+import { editCommand } from './edit';
 import { inspectCommand } from './inspect';
 import { knockoutCommand } from './knockout';
 import { lensCommand } from './lens';
@@ -23,4 +24,5 @@ export const COMMANDS: Record<string, CliCommand> = {
   lens: lensCommand,
   decompose: decomposeCommand,
   localize: localizeCommand,
+  edit: editCommand,
 };

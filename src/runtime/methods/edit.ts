@@ -344,9 +344,28 @@ function relShift(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 /** The key positions of a filled template: the concept's last token, and every later one with `last-and-after`. */
 function keyPositions(tok: TextTokenizer, ids: number[], concept: string, positions: KeyPositions): number[] {
-  const [, s1] = tok.findSpan(ids, concept);
-  const last = s1 - 1;
+  const last = conceptLastToken(tok, ids, concept);
   return positions === 'last' ? [last] : Array.from({ length: ids.length - last }, (_, i) => last + i);
+}
+
+/**
+ * The index of the concept's last token in `ids`: by decoded text (as causal tracing finds a
+ * subject), or, for tokenizers whose per-token decoding drops word boundaries (CLIP's `</w>`), as
+ * the concept's own token ids inside the prompt's.
+ */
+export function conceptLastToken(tok: TextTokenizer, ids: number[], concept: string): number {
+  try {
+    return tok.findSpan(ids, concept)[1] - 1;
+  } catch (e) {
+    for (const form of [concept, ` ${concept}`]) {
+      const sub = tok.encode(form, false);
+      if (!sub.length) continue;
+      for (let i = 0; i + sub.length <= ids.length; i++) {
+        if (sub.every((x, j) => ids[i + j] === x)) return i + sub.length - 1;
+      }
+    }
+    throw e;
+  }
 }
 
 /** Runs the whole edit: localise (auto), keys, update, write, evaluate. */
