@@ -11,7 +11,8 @@
 //   4. always stops every code-server process group; exits non-zero when anything failed.
 // Options: --suite-only, --ui-only, --vsix (install the packaged .vsix instead of a link),
 //          --keep (keep the scratch folder), --grep <re> (both layers).
-// Environment: CHROMIUM_PATH (default /usr/bin/chromium), MECHANIST_IT_TIMEOUT_S (600).
+// Environment: CHROMIUM_PATH (default /usr/bin/chromium), MECHANIST_IT_TIMEOUT_S (600, counted from
+//              the end of the code-server install), MECHANIST_SUITE_TIMEOUT_S (180).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, appendFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -40,13 +41,7 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.exit(130);
   });
 }
-const limitS = Number(process.env.MECHANIST_IT_TIMEOUT_S ?? 600);
-setTimeout(() => {
-  console.error(`[integration] timed out after ${limitS} s; stopping code-server`);
-  killAllSync();
-  console.log(`${totals.passed} passed, ${totals.failed + 1} failed`);
-  process.exit(1);
-}, limitS * 1000).unref();
+
 
 /** `vsce package` into the scratch folder (what `npm run package` makes, .vscodeignore applied). */
 function packageVsix(scratch) {
@@ -61,11 +56,16 @@ function packageVsix(scratch) {
 async function runSuite(testsEntry) {
   log('in-host suite: starting code-server');
   const out = join(artifacts, 'suite-output.txt');
-  let result;
+  let result; // index.ts's MECHANIST_SUITE_RESULT line
   let exitCode;
   let inSuite = false;
-  const done = new Promise((resolve) => {
-    const session = openSession({
+  let onExit;
+  const exited = new Promise((resolve) => (onExit = resolve));
+  const timeoutMs = Number(process.env.MECHANIST_SUITE_TIMEOUT_S ?? 180) * 1000;
+  let session;
+  let error;
+  try {
+    session = await openSession({
       name: 'suite',
       extensionTestsPath: testsEntry,
       onLog: (level, message) => {
@@ -80,34 +80,32 @@ async function runSuite(testsEntry) {
       },
       onExit: (code) => {
         exitCode = code;
-        resolve();
+        onExit();
       },
     });
-    session.then((s) => (runSuite.session = s), (e) => resolve(e));
-  });
-  const timeoutMs = Number(process.env.MECHANIST_SUITE_TIMEOUT_S ?? 180) * 1000;
-  const err = await Promise.race([done, new Promise((r) => setTimeout(() => r(new Error(`in-host suite did not finish in ${timeoutMs / 1000} s`)), timeoutMs).unref())]);
-  if (runSuite.session) {
-    try {
-      await runSuite.session.shot('after-suite');
-    } catch {
-      /* page gone */
+    let timer;
+    const finished = await Promise.race([exited.then(() => true), new Promise((r) => (timer = setTimeout(() => r(false), timeoutMs)))]);
+    clearTimeout(timer);
+    if (!finished) error = new Error(`in-host suite did not finish in ${timeoutMs / 1000} s; see ${relative(repoRoot, out)}`);
+  } catch (e) {
+    error = e;
+  } finally {
+    if (session) {
+      await session.shot('after-suite').catch(() => {});
+      await session.close();
     }
-    await runSuite.session.close();
   }
-  if (err instanceof Error) {
-    console.error(`[integration] in-host suite: ${err.message}`);
-    totals.passed += result?.passes ?? 0;
-    totals.failed += Math.max(1, result?.failures ?? 0);
-    return;
-  }
-  if (result) {
-    totals.passed += result.passes;
-    totals.failed += result.failures;
-    if (exitCode !== 0 && result.failures === 0) totals.failed += 1; // the run itself failed
-  } else {
+  totals.passed += result?.passes ?? 0;
+  totals.failed += result?.failures ?? 0;
+  if (error) {
+    console.error(`[integration] in-host suite: ${error.message}`);
     totals.failed += 1;
+  } else if (!result) {
     console.error(`[integration] in-host suite exited with ${exitCode} without a result; see ${relative(repoRoot, out)}`);
+    totals.failed += 1;
+  } else if (exitCode !== 0 && result.failures === 0) {
+    console.error(`[integration] in-host suite exited with ${exitCode}`);
+    totals.failed += 1;
   }
   log(`in-host suite: exit code ${exitCode}`);
 }
@@ -128,9 +126,17 @@ async function runUi() {
 
 async function main() {
   const missing = missingPrerequisites({ forInstall: false, forBrowser: true });
-  if (missing.length) throw new Error(`missing: ${missing.join(', ')}`);
+  if (missing.length) throw Object.assign(new Error(`missing: ${missing.join(', ')}`), { brief: true });
   const cs = ensureCodeServer();
   log(`code-server ready (${relative(repoRoot, cs.dir)})`);
+  // The time limit starts once code-server is installed (the first install takes minutes).
+  const limitS = Number(process.env.MECHANIST_IT_TIMEOUT_S ?? 600);
+  setTimeout(() => {
+    console.error(`[integration] timed out after ${limitS} s; stopping code-server`);
+    killAllSync();
+    console.log(`${totals.passed} passed, ${totals.failed + 1} failed`);
+    process.exit(1);
+  }, limitS * 1000).unref();
 
   log('building the extension (scripts/build.mjs)');
   execFileSync(process.execPath, [join(repoRoot, 'scripts', 'build.mjs')], { cwd: repoRoot, stdio: 'inherit' });
@@ -173,7 +179,7 @@ let code = 0;
 try {
   await main();
 } catch (e) {
-  console.error(`[integration] ${e.stack ?? e.message}`);
+  console.error(`[integration] ${e.brief || /^cannot install code-server/.test(e.message) ? e.message : (e.stack ?? e.message)}`);
   totals.failed += 1;
 }
 killAllSync();

@@ -4,7 +4,7 @@
 // test/integration/artifacts/ui-<theme>/.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { describe, it, before, after } from 'mocha';
+import { describe, it, before, after, afterEach } from 'mocha';
 import { harness, openSession } from '../lib/harness.mjs';
 import { expectedFor } from '../lib/expected.mjs';
 
@@ -21,7 +21,7 @@ function row(scope, label) {
 async function expand(r) {
   if ((await r.getAttribute('aria-expanded')) === 'false') {
     await r.click();
-    await r.page().waitForFunction((el) => el.getAttribute('aria-expanded') === 'true', await r.elementHandle(), { timeout: 10_000 });
+    await r.page().waitForFunction((el) => el.getAttribute('aria-expanded') === 'true', await r.elementHandle(), { timeout: 30_000 });
   }
 }
 
@@ -37,6 +37,10 @@ for (const theme of ['light', 'dark']) {
       await s.shot('workbench');
     });
 
+    afterEach(async function () {
+      if (this.currentTest?.state === 'failed' && s?.page) await s.shot(`FAILED-${this.currentTest.title.replace(/[^\w]+/g, '-').slice(0, 60)}`).catch(() => {});
+    });
+
     after(async () => {
       await s?.close();
     });
@@ -47,7 +51,7 @@ for (const theme of ['light', 'dark']) {
       const folder = row(explorer, MODEL_DIR);
       await folder.waitFor({ timeout: 30_000 });
       await expand(folder);
-      await row(explorer, MODEL_FILE).waitFor({ timeout: 10_000 });
+      await row(explorer, MODEL_FILE).waitFor({ timeout: 30_000 });
       // The extension's contributions are in once its activity-bar entry shows.
       await s.page.locator(MECHANIST_ICON).first().waitFor({ timeout: 60_000 });
       await s.shot('explorer');
@@ -57,9 +61,9 @@ for (const theme of ['light', 'dark']) {
       const explorer = s.page.locator('.explorer-folders-view');
       await row(explorer, MODEL_FILE).click({ button: 'right' });
       const menu = s.page.locator('.context-view .monaco-menu');
-      await menu.waitFor({ timeout: 10_000 });
+      await menu.waitFor({ timeout: 30_000 });
       const item = menu.locator('.action-item:not(.disabled) .action-label', { hasText: /Open Model/ }).first();
-      await item.waitFor({ timeout: 10_000 });
+      await item.waitFor({ timeout: 30_000 });
       await s.shot('context-menu');
       try {
         await item.click({ timeout: 5_000 });
@@ -73,7 +77,7 @@ for (const theme of ['light', 'dark']) {
         }
         await s.page.keyboard.press('Enter');
       }
-      await menu.waitFor({ state: 'detached', timeout: 10_000 });
+      await menu.waitFor({ state: 'detached', timeout: 30_000 });
     });
 
     it('lists one row per block and per head in the Layer Explorer', async function () {
@@ -91,36 +95,55 @@ for (const theme of ['light', 'dark']) {
       // Walk the tree with the keyboard as a person would: Down moves on, Right expands the
       // model, each block and each attention node. The focused row is always scrolled into
       // sight, so every row is seen although the list renders only the visible ones.
+      // A click focuses the tree (and toggles the model row): let it settle.
       await root.click();
+      await s.page.mouse.move(900, 700); // no hover tooltip over the tree in the screenshots
       const v = await view.elementHandle();
       const focused = view.locator('.monaco-list-row.focused');
-      await focused.waitFor({ timeout: 10_000 });
-      const seen = new Map();
-      for (let i = 0; i < 5000; i++) {
-        const f = await focused.evaluate((el) => ({
+      await focused.waitFor({ timeout: 30_000 });
+      const state = () =>
+        focused.evaluate((el) => ({
           label: (el.querySelector('.label-name')?.textContent ?? '').trim(),
           index: Number(el.getAttribute('data-index')),
           expanded: el.getAttribute('aria-expanded'),
           level: Number(el.getAttribute('aria-level')),
+          last: el.getAttribute('data-last-element') === 'true',
         }));
+      for (let prev = ''; ; ) {
+        await s.page.waitForTimeout(300);
+        const now = JSON.stringify(await state());
+        if (now === prev) break;
+        prev = now;
+      }
+      /** Presses `key` until `done(v, arg)` holds in the page (a slow machine may drop a key). */
+      const press = async (key, done, arg, { tries = 3, wait = 15_000, retryIf } = {}) => {
+        for (let t = 1; ; t++) {
+          await s.page.keyboard.press(key);
+          const ok = await s.page.waitForFunction(done, { v, ...arg }, { timeout: wait }).then(() => true, () => false);
+          if (ok) return;
+          if (t >= tries || (retryIf && !(await retryIf()))) assert.fail(`${key} had no effect on the Layer Explorer (row ${JSON.stringify(await state())})`);
+        }
+      };
+      const seen = new Map();
+      for (let i = 0; i < 5000; i++) {
+        const f = await state();
         if (f.expanded === 'false' && (f.label === MODEL_FILE || f.label === 'attention' || /^block \d+$/.test(f.label))) {
-          await s.page.keyboard.press('ArrowRight');
-          // Expanded, and the children are in the list (they arrive after aria-expanded flips).
-          await s.page.waitForFunction(
-            ({ v, i, level }) =>
+          // Expanded, and the children are in the list (they arrive after aria-expanded flips;
+          // the list's full height grows then, even when they are below the visible part).
+          const height = (v) => parseFloat(v.querySelector('.monaco-list-rows')?.style.height ?? '0');
+          await press(
+            'ArrowRight',
+            ({ v, i, h }) =>
               v.querySelector(`.monaco-list-row.focused[data-index="${i}"]`)?.getAttribute('aria-expanded') === 'true' &&
-              Number(v.querySelector(`.monaco-list-row[data-index="${i + 1}"]`)?.getAttribute('aria-level')) === level + 1,
-            { v, i: f.index, level: f.level },
-            { timeout: 10_000 },
+              parseFloat(v.querySelector('.monaco-list-rows')?.style.height ?? '0') > h,
+            { i: f.index, h: await v.evaluate(height) },
+            { retryIf: async () => (await state()).index === f.index && (await state()).expanded === 'false' },
           );
         }
         if (process.env.MECHANIST_UI_DEBUG) console.log('    walk', JSON.stringify(f));
         seen.set(f.index, f.label);
-        await s.page.keyboard.press('ArrowDown');
-        const moved = await s.page
-          .waitForFunction(({ v, i }) => { const el = v.querySelector('.monaco-list-row.focused'); return el && el.getAttribute('data-index') !== String(i); }, { v, i: f.index }, { timeout: 1_500 })
-          .then(() => true, () => false);
-        if (!moved) break; // the last row
+        if (f.last) break; // the list's last row
+        await press('ArrowDown', ({ v, i }) => v.querySelector('.monaco-list-row.focused')?.getAttribute('data-index') !== String(i), { i: f.index }, { retryIf: async () => (await state()).index === f.index });
       }
       await s.shot('layer-explorer-expanded');
       const labels = [...seen.entries()].sort((x, y) => x[0] - y[0]).map((e) => e[1]);
