@@ -15,7 +15,7 @@ export const lensCommand: CliCommand = {
     if (!Number.isInteger(topK) || topK < 1) throw new UsageError(`--top must be a positive integer, got "${v.top}"`);
     const { hooked, tok } = openHooked(positionals[0], v);
     try {
-      const r = await logitLens(hooked, tok!, { prompt, target: v.target, topK, maxBatchRows: numberOption('batch-rows', v['batch-rows'], 32) });
+      const r = await logitLens(hooked, tok!, { prompt, target: v.target, topK, maxBatchRows: v['batch-rows'] === undefined ? undefined : numberOption('batch-rows', v['batch-rows'], 32) });
       if (v.json) {
         const out = { tokens: r.tokens.strings, answer: r.answer, topK: r.topK, layers: r.layers.map((l) => ({ layer: l.layer, top: l.top, pAnswer: l.pAnswer })) };
         process.stdout.write(`${JSON.stringify(out)}\n`);

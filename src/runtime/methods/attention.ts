@@ -19,7 +19,7 @@ import type { AttentionInfo, LinearInfo } from '../architecture/types';
 import { asFloat32, softmax } from '../tensor';
 import type { HostTensor } from '../tensor';
 import type { TextTokenizer } from '../tokenizer';
-import { windowLayers } from './causalTrace';
+import { windowLayers } from './window';
 import { maxPositions } from './positions';
 
 /** Tokens of a prompt as ids and strings. */

@@ -19,7 +19,7 @@ export interface LensRequest {
   target?: string;
   /** Tokens listed per (layer, position) (default 5). */
   topK?: number;
-  /** Rows per session run (default 32). */
+  /** Rows (layers) per session run (default: up to 32, fewer for long prompts or large vocabularies). */
   maxBatchRows?: number;
 }
 
@@ -65,7 +65,8 @@ export async function logitLens(hooked: HookedModel, tok: TextTokenizer, req: Le
   const answerId = req.target !== undefined ? tok.continuationToken(req.prompt, req.target) : argmax(cl.subarray((S - 1) * V, S * V));
 
   const layers: LensResult['layers'] = [];
-  const perRun = Math.max(1, Math.round(req.maxBatchRows ?? 32));
+  // Each row returns [seq, vocab] logits: by default keep a run's logits under 2^26 values (256 MB).
+  const perRun = Math.max(1, Math.round(req.maxBatchRows ?? Math.min(32, Math.floor(2 ** 26 / (S * V)))));
   for (let l0 = 0; l0 < L; l0 += perRun) {
     throwIfCancelled(signal);
     const batch = Array.from({ length: Math.min(perRun, L - l0) }, (_, i) => l0 + i);
