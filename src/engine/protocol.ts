@@ -4,7 +4,7 @@
  * cancelled by id.
  */
 import type { ModelSummary } from '../runtime/inspect';
-import type { Corruption, TraceKind, TraceResult } from '../runtime/methods/causalTrace';
+import type { TraceMethods } from './methods/trace';
 import type { ProviderChoice } from '../runtime/session';
 
 /** An open model as the engine knows it. */
@@ -13,8 +13,14 @@ export interface OpenedModel extends ModelSummary {
   id: string;
 }
 
-/** Every request the engine serves: params and result per method. */
-export interface EngineMethods {
+/**
+ * Every request the engine serves: params and result per method. Method groups live beside
+ * their handlers in engine/methods/<group>.ts and are joined here, one `extends` each.
+ */
+export interface EngineMethods extends CoreMethods, TraceMethods {}
+
+/** Opening models and the engine's own state. */
+export interface CoreMethods {
   ping: { params: Record<string, never>; result: { pid: number; versions: NodeJS.ProcessVersions } };
   open: { params: { path: string }; result: OpenedModel };
   close: { params: { id: string }; result: { closed: boolean } };
@@ -26,11 +32,6 @@ export interface EngineMethods {
   tokenize: { params: { id: string; text: string }; result: { ids: number[]; strings: string[] } };
   /** Top next-token predictions after a prompt. */
   predict: { params: { id: string; prompt: string; top: number }; result: { tokens: { id: number; text: string; p: number }[]; provider: string } };
-  /** Causal trace of every kind asked for (one clean and one corrupted run shared). */
-  trace: {
-    params: { id: string; prompt: string; subject: string; target?: string; corruption: Corruption; kinds: TraceKind[]; window: number };
-    result: TraceResult[];
-  };
   /** The execution provider runs use (or will use) and why. */
   provider: { params: Record<string, never>; result: { provider: 'cpu' | 'cuda' | 'pending'; reason: string } };
   /** For tests of cancellation and progress: counts to `steps`, one step per `ms`. */

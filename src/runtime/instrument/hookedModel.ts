@@ -59,6 +59,8 @@ export class HookError extends Error {
 
 export class HookedModel {
   private readonly sessions = new Map<string, Promise<PreparedSession>>();
+  /** The provider the latest session got, and why (CUDA may have fallen back to CPU). */
+  lastProvider?: { provider: 'cpu' | 'cuda'; reason: string };
 
   constructor(
     readonly model: OnnxModel,
@@ -130,6 +132,7 @@ export class HookedModel {
     });
     result ??= make(); // names of the added inputs/outputs (cheap: no encoding)
     const session = await openSession(bytes, { provider: this.options.provider, threads: this.options.threads, externalDataFolder: this.model.dir });
+    this.lastProvider = { provider: session.provider, reason: session.reason };
     return new PreparedSession(session, result, cap, pat, ko);
   }
 }
