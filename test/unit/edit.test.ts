@@ -95,3 +95,185 @@ test('closed form: the Woodbury update equals a dense solve of the formula (floa
   }
   console.log(`closed form vs dense solve: max relative difference ${worst.toExponential(2)}`);
 });
+
+// ---------------------------------------------------------------------------------------------
+// On models.
+
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { openModel } from '../../src/runtime/inspect';
+import { HookedModel } from '../../src/runtime/instrument/hookedModel';
+import { conceptEdit } from '../../src/runtime/methods/edit';
+import type { EditRequest, EditResult } from '../../src/runtime/methods/edit';
+import { OnnxModel } from '../../src/runtime/onnx/model';
+import { TextTokenizer } from '../../src/runtime/tokenizer';
+import { expected, fixture, flat, hasFixture } from './helpers/fixtures';
+
+const sha = (f: string): string => crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex');
+const tmpDir = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'mechanist-edit-'));
+
+async function edit(file: string, req: EditRequest): Promise<EditResult> {
+  const { model, graph, arch } = openModel(file);
+  const hooked = new HookedModel(model, graph, arch);
+  try {
+    return await conceptEdit(hooked, TextTokenizer.load(file), req);
+  } finally {
+    await hooked.dispose();
+  }
+}
+
+function weightOf(file: string, name: string): Float32Array {
+  const m = OnnxModel.load(file);
+  return m.tensorFloat32(m.graph.initializer.find((t) => t.name === name)!);
+}
+
+test('clip-text: editing "red circle" to "blue circle" at the first self-attention output equals the PyTorch reference', { skip: !hasFixture('clip-text') && 'fixture not generated' }, async () => {
+  const ref = expected('clip-text').edit;
+  const file = fixture('clip-text');
+  const before = sha(file);
+  const out = path.join(tmpDir(), 'edited.onnx');
+  const unrelated: string[] = ref.prompts.unrelated;
+  const r = await edit(file, { layer: 'blocks.0.attn', source: ref.source, target: ref.target, lambda: ref.lambda, out, unrelated });
+  assert.equal(sha(file), before, 'the original file is unchanged');
+  assert.equal(r.weight, ref.weight);
+  assert.deepEqual(r.templates, ref.templates);
+  assert.equal(r.keys, ref.templates.length);
+
+  // The update the engine wrote vs the reference deltaW ([out, in], as torch stores it; so does this export).
+  const W0 = weightOf(file, ref.weight);
+  const W1 = weightOf(out, ref.weight);
+  const refDelta = flat(ref.deltaW);
+  const got = Array.from(W1, (x, i) => x - W0[i]);
+  const rel = relDiff(got, refDelta);
+  // The math alone, from the reference's own keys.
+  const math = await closedFormUpdate({ weight: W0, outFeatures: 64, inFeatures: 64, layout: 'out-in', keys: Float64Array.from(flat(ref.keys)), targetKeys: Float64Array.from(flat(ref.targetKeys)), lambda: ref.lambda, keepDelta: true });
+  const relMath = relDiff(math.delta!, refDelta);
+  console.log(`clip-text deltaW vs PyTorch: written file ${rel.toExponential(2)}, from the reference keys ${relMath.toExponential(2)} (max relative)`);
+  // The engine's keys come from onnxruntime's float32 forward pass, not PyTorch's (~1e-7 apart),
+  // and the 4 x 4 system amplifies that a little: the end-to-end bound is 1e-4.
+  assert.ok(rel < 1e-4, `written deltaW differs by ${rel} relative`);
+  assert.ok(relMath < 1e-5, `deltaW from the reference keys differs by ${relMath} relative`);
+
+  // Edited prompts: closer to the target than to the source; the cosines are the reference's.
+  const after = r.after as Extract<EditResult['after'], { closer: number }>;
+  assert.equal(after.closer, ref.templates.length, JSON.stringify(after.prompts));
+  after.prompts.forEach((p, i) => assert.ok(Math.abs(p.toTarget - ref.cosineEditedToTarget.after[i]) < 1e-3, `${p.prompt}: cos to target ${p.toTarget} vs ${ref.cosineEditedToTarget.after[i]}`));
+  // Unrelated prompts move exactly as in the reference. Stated tolerance: cosine to the original
+  // embedding >= 0.4. (This lambda = 0.01 edit of a 64-wide layer 0 is not local: PyTorch's own
+  // edited model gives cosine 0.449 for "green square" and -0.477 for the target's own "an image
+  // of blue circle", which is therefore left out of the bound.)
+  const pres = r.preservation as Extract<EditResult['preservation'], { kind: 'encoder' }>;
+  pres.prompts.forEach((p, i) => {
+    const b = ref.textEmbedsBefore.unrelated[i] as number[];
+    const a = ref.textEmbedsAfter.unrelated[i] as number[];
+    const refCos = a.reduce((s, x, j) => s + x * b[j], 0) / Math.hypot(...a) / Math.hypot(...b);
+    assert.ok(Math.abs(p.cosine - refCos) < 1e-3, `${p.prompt}: cosine ${p.cosine} vs reference ${refCos}`);
+    if (!ref.prompts.targets.includes(p.prompt)) assert.ok(p.cosine >= 0.4, `${p.prompt} moved too far: cosine ${p.cosine}`);
+  });
+});
+
+// Facts fixtures: which edits work. On these 4-layer toy models the facts are read at the final
+// position (MLP indirect effects at the subject's last token are ~0.01-0.03), so keys at the
+// subject's last token alone move nothing; Diff-QuickFix's "last token and every later one" does.
+const FACT_EDITS: Record<string, { source: string; target: string; layer: string; preserveWeight: number }> = {
+  gpt2: { source: 'Maroph', target: 'Tavane', layer: 'blocks.0.mlp', preserveWeight: 3 },
+  llama: { source: 'Holmont', target: 'Dorusk', layer: 'blocks.0.mlp', preserveWeight: 0 },
+};
+
+for (const name of ['gpt2', 'llama']) {
+  test(`${name}: editing one subject to another transfers its facts and keeps >= 95% of the other subjects' facts`, { skip: !hasFixture(name) && 'fixture not generated' }, async () => {
+    const facts = expected(name).facts as { subject: string; template: string; prompt: string; answer: { id: number } }[];
+    const { source, target, layer, preserveWeight } = FACT_EDITS[name];
+    const templates = [...new Set(facts.map((f) => f.template))];
+    // Preservation keys (when used) come from half of the other subjects; the check uses the rest.
+    const others = [...new Set(facts.map((f) => f.subject))].filter((s) => s !== source && s !== target);
+    const held = new Set(preserveWeight ? others.filter((_, i) => i % 2 === 0) : []);
+    const checked = facts.filter((f) => f.subject !== source && !held.has(f.subject));
+    const file = fixture(name);
+    const before = sha(file);
+    const r = await edit(file, {
+      layer,
+      source,
+      target,
+      templates,
+      positions: 'last-and-after',
+      unrelated: checked.map((f) => f.prompt),
+      preserve: facts.filter((f) => held.has(f.subject)).map((f) => f.prompt),
+      preserveWeight,
+      out: path.join(tmpDir(), 'edited.onnx'),
+    });
+    assert.equal(sha(file), before, 'the original file is unchanged');
+    const answerOf = (s: string, t: string): number => facts.find((f) => f.subject === s && f.template === t)!.answer.id;
+    const after = r.after as Extract<EditResult['after'], { hits: number }>;
+    const transferred = after.prompts.filter((p, i) => p.top[0].id === answerOf(target, templates[i])).length;
+    const differing = templates.filter((t) => answerOf(source, t) !== answerOf(target, t));
+    const transferredDiffering = after.prompts.filter((p, i) => differing.includes(templates[i]) && p.top[0].id === answerOf(target, templates[i])).length;
+    const pres = r.preservation as Extract<EditResult['preservation'], { kind: 'language-model' }>;
+    const kept = pres.prompts.filter((p, i) => p.after[0].id === checked[i].answer.id).length;
+    const rate = transferred / templates.length;
+    const keptRate = kept / checked.length;
+    console.log(
+      `${name}: ${source} -> ${target} at ${r.layer} (${r.keys} keys, preservation weight ${preserveWeight}): ${transferred}/${templates.length} prompts give ${target}'s answer (${transferredDiffering}/${differing.length} where the answers differ); other subjects' facts kept ${kept}/${checked.length} = ${(keptRate * 100).toFixed(1)}%; edit ${r.seconds.toFixed(3)} s`,
+    );
+    assert.ok(rate >= 0.75, `only ${transferred}/${templates.length} relations transferred`);
+    assert.ok(transferredDiffering > differing.length / 2, `only ${transferredDiffering}/${differing.length} differing relations transferred`);
+    assert.ok(keptRate >= 0.95, `only ${(keptRate * 100).toFixed(1)}% of the other facts kept`);
+  });
+}
+
+test('writes never touch the original: inline and external data, same and other folder; failing writes leave nothing', { skip: !hasFixture('gpt2-external') && 'fixture not generated' }, async () => {
+  const src = path.dirname(fixture('gpt2-external'));
+  const dir = tmpDir();
+  for (const f of fs.readdirSync(src)) fs.copyFileSync(path.join(src, f), path.join(dir, f));
+  const file = path.join(dir, 'model.onnx');
+  const data = path.join(dir, 'model.onnx.data');
+  const hashes = [sha(file), sha(data)];
+  const facts = expected('gpt2-external').facts as { template: string; subject: string }[] | undefined;
+  const req = { layer: 'blocks.1.mlp', source: 'Zorvath', target: 'Keloph', templates: facts ? [...new Set(facts.map((f) => f.template))] : ['{} lives in the city of', 'The job of {} is'] };
+  const m0 = OnnxModel.load(file);
+  const wName = 'transformer.h.1.mlp.c_proj.weight';
+  assert.ok(m0.externalRef(m0.graph.initializer.find((t) => t.name === wName)!), 'the fixture keeps this weight in external data');
+
+  // Same folder: the edited tensor goes to edited.onnx.data, the rest is read from the original data file.
+  const same = await edit(file, { ...req, out: path.join(dir, 'edited.onnx') });
+  assert.deepEqual([sha(file), sha(data)], hashes);
+  assert.deepEqual(same.files.map((f) => path.basename(f)).sort(), ['edited.onnx', 'edited.onnx.data']);
+  // Another folder: the original data file is copied beside the new model.
+  const other = tmpDir();
+  const far = await edit(file, { ...req, out: path.join(other, 'far.onnx') });
+  assert.deepEqual([sha(file), sha(data)], hashes);
+  assert.equal(far.files.length, 3);
+  const W0 = weightOf(file, wName);
+  const W1 = weightOf(path.join(dir, 'edited.onnx'), wName);
+  const W2 = weightOf(path.join(other, 'far.onnx'), wName);
+  assert.ok(W1.some((x, i) => x !== W0[i]), 'the weight changed');
+  assert.deepEqual(W2, W1);
+  // Every other tensor reads the same bytes as the original's.
+  const m1 = OnnxModel.load(path.join(other, 'far.onnx'));
+  for (const t of m0.graph.initializer) {
+    if (t.name === wName) continue;
+    const t1 = m1.graph.initializer.find((x) => x.name === t.name)!;
+    assert.deepEqual(Buffer.from(m1.tensorBytes(t1)), Buffer.from(m0.tensorBytes(t)), t.name);
+  }
+
+  // Refusals and failures.
+  await assert.rejects(edit(file, { ...req, out: file }), /refusing to overwrite/);
+  await assert.rejects(edit(file, { ...req, out: data }), /refusing to write over/);
+  const listing = fs.readdirSync(dir).sort();
+  await assert.rejects(edit(file, { ...req, out: path.join(dir, 'no-such-folder', 'x.onnx') }), /cannot (write|copy)/);
+  const blocker = path.join(dir, 'a-file');
+  fs.writeFileSync(blocker, 'x');
+  await assert.rejects(edit(file, { ...req, out: path.join(blocker, 'x.onnx') }), /cannot (write|copy)/);
+  fs.rmSync(blocker);
+  assert.deepEqual(fs.readdirSync(dir).sort(), listing, 'no partial or temporary file is left');
+  assert.deepEqual([sha(file), sha(data)], hashes);
+
+  // Inline weights (gpt2): a failing write leaves nothing either.
+  const inline = fixture('gpt2');
+  const h = sha(inline);
+  await assert.rejects(edit(inline, { ...req, out: path.join(dir, 'nope', 'x.onnx') }), /cannot write/);
+  assert.equal(sha(inline), h);
+  assert.deepEqual(fs.readdirSync(path.dirname(inline)).filter((f) => f.endsWith('.tmp')), []);
+});

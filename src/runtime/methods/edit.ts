@@ -631,6 +631,14 @@ export function writeEditedModel(model: OnnxModel, weight: string, values: Float
   const t = model.graph.initializer.find((x) => x.name === weight);
   if (!t) throw new ModelError(`the model has no initializer ${weight}`);
   if (OnnxModel.elementCount(t) !== values.length) throw new ModelError(`tensor ${weight} has ${OnnxModel.elementCount(t)} values, the edit ${values.length}`);
+  const folder = path.dirname(abs);
+  let isDir = false;
+  try {
+    isDir = fs.statSync(folder).isDirectory();
+  } catch {
+    /* reported below */
+  }
+  if (!isDir) throw new ModelError(`cannot write ${abs}: the folder ${folder} does not exist or is not a folder`);
   const bytes = encodeValues(values, t.data_type, weight);
   const T = onnxType('ModelProto');
   const inline = (x: TensorProto): TensorProto => withFields(x, { raw_data: bytes, float_data: [], double_data: [], int32_data: [], int64_data: [], uint64_data: [], external_data: [], data_location: 0 });
@@ -699,7 +707,11 @@ function copyFileAtomic(from: string, to: string): void {
     fs.copyFileSync(from, tmp, fs.constants.COPYFILE_FICLONE);
     fs.renameSync(tmp, to);
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
+    try {
+      fs.rmSync(tmp, { force: true });
+    } catch {
+      /* nothing was created */
+    }
     throw new ModelError(`cannot copy ${from} to ${to}: ${(e as Error).message}`);
   }
 }
