@@ -38,6 +38,8 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(sig, () => {
     console.error(`[integration] ${sig}: stopping code-server`);
     killAllSync();
+    if (harness.scratch && !flag('--keep')) rmSync(harness.scratch, { recursive: true, force: true });
+    console.log(`${totals.passed} passed, ${totals.failed + 1} failed`);
     process.exit(130);
   });
 }
