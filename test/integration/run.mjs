@@ -136,6 +136,7 @@ async function main() {
   setTimeout(() => {
     console.error(`[integration] timed out after ${limitS} s; stopping code-server`);
     killAllSync();
+    if (harness.scratch && !flag('--keep')) rmSync(harness.scratch, { recursive: true, force: true });
     console.log(`${totals.passed} passed, ${totals.failed + 1} failed`);
     process.exit(1);
   }, limitS * 1000).unref();
