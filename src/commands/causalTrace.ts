@@ -8,9 +8,11 @@ import type { EngineClient } from '../engine/client';
 import { EngineError } from '../engine/client';
 import type { OpenedModel } from '../engine/protocol';
 import type { Corruption } from '../runtime/methods/causalTrace';
-import { newRunId } from '../runStore';
-import type { RunStore } from '../runStore';
+import type { RunStore, StoredRun } from '../runStore';
+import type { Services } from '../services';
+import { TracePanel } from '../webviews/trace/panel';
 import type { TraceRun } from '../webviews/trace/protocol';
+import { pickModel, requireTrust } from './pickModel';
 
 /** Everything a trace needs, asked or given (tests pass it directly). */
 export interface TraceInputs {
@@ -116,7 +118,8 @@ export async function runTrace(engine: EngineClient, runs: RunStore, model: Open
         );
       },
     );
-    return runs.add({ id: newRunId(), modelPath: model.path, prompt: inputs.prompt, subject: inputs.subject, createdAt: new Date().toISOString(), results });
+    const stored = runs.add<TraceData>('trace', model.path, `${inputs.subject} → ${results[0]?.answer.text ?? '?'}`, { prompt: inputs.prompt, subject: inputs.subject, results });
+    return traceRun(stored);
   } catch (e) {
     if (e instanceof EngineError && e.kind === 'cancelled') {
       void vscode.window.showInformationMessage('Mechanist: causal trace cancelled.');
@@ -125,4 +128,45 @@ export async function runTrace(engine: EngineClient, runs: RunStore, model: Open
     void vscode.window.showErrorMessage(`Mechanist: ${e instanceof Error ? e.message : String(e)}`);
     return undefined;
   }
+}
+
+/** What a stored trace run holds. */
+export type TraceData = Pick<TraceRun, 'prompt' | 'subject' | 'results'>;
+
+/** The panel's view of a stored trace run. */
+export function traceRun(r: StoredRun<TraceData>): TraceRun {
+  return { id: r.id, modelPath: r.modelPath, createdAt: r.createdAt, ...r.data };
+}
+
+/** The causal-trace feature: its command, panel restoration and the opener of its runs. */
+export function register(s: Services): { disposables: vscode.Disposable[]; trace(modelPath: string, inputs: TraceInputs): Promise<TraceRun | undefined> } {
+  const reveal = (modelPath: string, layer: number, part: 'block' | 'mlp' | 'attention'): Promise<boolean> => s.reveal(modelPath, layer, part === 'block' ? undefined : part);
+  const show = (run: TraceRun): void => void TracePanel.show(run, s.context.extensionUri, reveal);
+  const run = async (model: OpenedModel, inputs: TraceInputs): Promise<TraceRun | undefined> => {
+    const result = await runTrace(s.engine, s.runs, model, inputs);
+    if (result) show(result);
+    void s.status.refresh();
+    return result;
+  };
+  const command = async (arg?: unknown): Promise<TraceRun | undefined> => {
+    if (!(await requireTrust())) return undefined;
+    const model = await pickModel(s.models, s.open, arg);
+    if (!model) return undefined;
+    const inputs = await askTraceInputs(s.engine, model).catch((e: Error) => void vscode.window.showErrorMessage(`Mechanist: ${e.message}`));
+    return inputs ? run(model, inputs) : undefined;
+  };
+  return {
+    disposables: [
+      vscode.commands.registerCommand('mechanist.causalTrace', command),
+      TracePanel.registerSerializer((id) => {
+        const r = s.runs.get<TraceData>(id);
+        return r?.kind === 'trace' ? traceRun(r) : undefined;
+      }, s.context.extensionUri, reveal),
+      s.runs.registerOpener('trace', (r) => show(traceRun(r as StoredRun<TraceData>))),
+    ],
+    trace: async (modelPath, inputs) => {
+      const model = s.models.find(modelPath) ?? (await s.open(vscode.Uri.file(modelPath)));
+      return model ? run(model, inputs) : undefined;
+    },
+  };
 }

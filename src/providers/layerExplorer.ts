@@ -49,12 +49,14 @@ export class LayerExplorer implements vscode.TreeDataProvider<ExplorerNode>, vsc
     return node.parent;
   }
 
-  /** The node of a model's block (or a part of it), for reveal-from-results. */
-  findBlock(modelPath: string, layer: number, kind?: ExplorerNode['kind']): ExplorerNode | undefined {
+  /** The node of a model's block (or a part of it, or one head of its attention), for reveal-from-results. */
+  findBlock(modelPath: string, layer: number, kind?: ExplorerNode['kind'], head?: number): ExplorerNode | undefined {
     const root = this.roots.find((r) => r.model.path === modelPath);
     const block = root?.children().find((n) => n.kind === 'block' && n.layer === layer);
     if (!block || !kind) return block;
-    return block.children().find((n) => n.kind === kind) ?? block;
+    const part = block.children().find((n) => n.kind === kind) ?? block;
+    if (head === undefined) return part;
+    return part.children().find((n) => n.kind === 'head' && n.head === head) ?? part;
   }
 
   /** Reveals (selects and expands to) a node. */

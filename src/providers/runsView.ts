@@ -21,8 +21,8 @@ export class RunsView implements vscode.TreeDataProvider<RunSummary>, vscode.Dis
     const item = new vscode.TreeItem(r.label, vscode.TreeItemCollapsibleState.None);
     item.id = r.id;
     item.description = `${path.basename(r.modelPath)} · ${new Date(r.createdAt).toLocaleString()}`;
-    item.tooltip = `Causal trace on ${r.modelPath}`;
-    item.iconPath = new vscode.ThemeIcon('graph');
+    item.tooltip = `${r.kind} on ${r.modelPath}`;
+    item.iconPath = new vscode.ThemeIcon(r.kind === 'trace' ? 'graph' : 'output');
     item.contextValue = 'run';
     item.command = { command: 'mechanist.openRun', title: 'Open Run', arguments: [r.id] };
     return item;

@@ -5,7 +5,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { RunStore } from '../../runStore';
 import { webviewHtml, webviewOptions } from '../shared/html';
 import { traceCsv } from './protocol';
 import type { FromWebview, ToWebview, TraceRequest, TraceResponses, TraceRun, TraceViewState } from './protocol';
@@ -43,10 +42,10 @@ export class TracePanel {
   }
 
   /** Restores panels after a window reload from their persisted state. */
-  static registerSerializer(store: RunStore, extensionUri: vscode.Uri, reveal: RevealBlock): vscode.Disposable {
+  static registerSerializer(load: (runId: string) => TraceRun | undefined, extensionUri: vscode.Uri, reveal: RevealBlock): vscode.Disposable {
     return vscode.window.registerWebviewPanelSerializer(TracePanel.viewType, {
       async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: TraceViewState | undefined) {
-        const run = state?.runId ? store.get(state.runId) : undefined;
+        const run = state?.runId ? load(state.runId) : undefined;
         if (!run) {
           panel.webview.html = '<p>This causal-trace run is no longer stored.</p>';
           return;
