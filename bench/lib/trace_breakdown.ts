@@ -22,11 +22,15 @@ const now = (): number => performance.now();
 
 async function main(): Promise<void> {
   const T: Record<string, number> = {};
+  // Resident set (MiB) after each phase, to see where the peak memory goes.
+  const rss: Record<string, number> = { start: process.memoryUsage().rss / 2 ** 20 };
+  const mark = (k: string): void => void (rss[k] = process.memoryUsage().rss / 2 ** 20);
   let t = now();
   const model = OnnxModel.load(file);
   const graph = OnnxGraph.build(model);
   const arch = discover(graph);
   T.open = now() - t;
+  mark('afterOpen');
   t = now();
   const tok = TextTokenizer.load(file);
   T.tokenizer = now() - t;
@@ -41,10 +45,12 @@ async function main(): Promise<void> {
   const inst = instrument(model, graph, { capture: tensors, patch: tensors, lastTokenLogits: { from, logits: graph.outputs[0].name }, keepOutputs: false });
   T.encodedMiB = onnxType('ModelProto').encode(inst.proto as never).finish().length / 2 ** 20;
   T.instrumentAndEncode = now() - t;
+  mark('afterInstrumentAndEncode');
   t = now();
   const session = await hooked.prepare({ capture: hooks, patch: hooks, lastTokenLogits: true });
   T.prepare = now() - t; // instrument + encode again + onnxruntime session creation
   T.sessionCreation = T.prepare - T.instrumentAndEncode;
+  mark('afterSessionCreation');
 
   // Timers inside PreparedSession.run: onnxruntime's run vs the rest.
   const ortSession = session.open.session;
@@ -63,6 +69,7 @@ async function main(): Promise<void> {
     const r = await prepRun.call(this, feeds, opts);
     const first = Object.values(feeds)[0];
     runs.push({ rows: first.dims[0], ortMs, totalMs: now() - s });
+    rss.maxDuringRuns = Math.max(rss.maxDuringRuns ?? 0, process.memoryUsage().rss / 2 ** 20);
     return r;
   };
   const marks: { msg: string; at: number }[] = [];
@@ -74,6 +81,7 @@ async function main(): Promise<void> {
     { report: (p) => marks.push({ msg: p.message ?? '', at: now() - t0 }) },
   );
   T.traceCall = now() - t0;
+  mark('end');
   await hooked.dispose();
   const clean = runs[0];
   const corrupted = runs[1];
@@ -90,6 +98,7 @@ async function main(): Promise<void> {
   process.stdout.write(
     `${JSON.stringify({
       ms: T,
+      rssMiB: Object.fromEntries(Object.entries(rss).map(([k, v]) => [k, Math.round(v)])),
       runs: { clean, corrupted, batches: batches.length, rowsPerBatch: batches.map((b) => b.rows), ortMsPerBatch: batches.map((b) => Math.round(b.ortMs)) },
     })}\n`,
   );
