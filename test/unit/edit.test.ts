@@ -179,7 +179,7 @@ test('clip-text: editing "red circle" to "blue circle" at the first self-attenti
 // subject's last token alone move nothing; Diff-QuickFix's "last token and every later one" does.
 const FACT_EDITS: Record<string, { source: string; target: string; layer: string; preserveWeight: number }> = {
   gpt2: { source: 'Maroph', target: 'Tavane', layer: 'blocks.0.mlp', preserveWeight: 3 },
-  llama: { source: 'Holmont', target: 'Dorusk', layer: 'blocks.0.mlp', preserveWeight: 0 },
+  llama: { source: 'Holmont', target: 'Dorusk', layer: 'blocks.1.mlp', preserveWeight: 1 },
 };
 
 for (const name of ['gpt2', 'llama']) {
