@@ -1,5 +1,8 @@
 /** The engine's request handlers: every method group of engine/methods/, over one shared state. */
+import { attentionHandlers } from './methods/attention';
 import { coreHandlers } from './methods/core';
+import { decomposeHandlers } from './methods/decompose';
+import { localizeHandlers } from './methods/localize';
 import type { AllHandlers } from './methods/state';
 import { EngineState } from './methods/state';
 import { traceHandlers } from './methods/trace';
@@ -12,5 +15,8 @@ export function createHandlers(): AllHandlers {
   return {
     ...coreHandlers(state),
     ...traceHandlers(state),
+    ...attentionHandlers(state),
+    ...decomposeHandlers(state),
+    ...localizeHandlers(state),
   };
 }

@@ -4,6 +4,9 @@
  * cancelled by id.
  */
 import type { ModelSummary } from '../runtime/inspect';
+import type { DecomposeMethods } from './methods/decompose';
+import type { LocalizeMethods } from './methods/localize';
+import type { AttentionMethods } from './methods/attention';
 import type { TraceMethods } from './methods/trace';
 import type { ProviderChoice } from '../runtime/session';
 
@@ -17,7 +20,7 @@ export interface OpenedModel extends ModelSummary {
  * Every request the engine serves: params and result per method. Method groups live beside
  * their handlers in engine/methods/<group>.ts and are joined here, one `extends` each.
  */
-export interface EngineMethods extends CoreMethods, TraceMethods {}
+export interface EngineMethods extends CoreMethods, TraceMethods, AttentionMethods, DecomposeMethods, LocalizeMethods {}
 
 /** Opening models and the engine's own state. */
 export interface CoreMethods {
