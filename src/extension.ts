@@ -4,6 +4,8 @@
  * the shared services, and every disposable.
  */
 import * as vscode from 'vscode';
+import * as attention from './commands/attention';
+import type { AttentionApi } from './commands/attention';
 import * as causalTrace from './commands/causalTrace';
 import type { TraceInputs } from './commands/causalTrace';
 import { openModel } from './commands/openModel';
@@ -24,7 +26,7 @@ import { TracePanel } from './webviews/trace/panel';
 import type { TraceRun } from './webviews/trace/protocol';
 
 /** What the extension exports (used by the integration tests and other extensions). */
-export interface MechanistApi {
+export interface MechanistApi extends AttentionApi {
   models(): { path: string; family: string; layers: number; heads: number; id: string }[];
   treeSnapshot(): Promise<SnapshotNode[]>;
   /** The selected Layer Explorer node's label, if any. */
@@ -75,6 +77,7 @@ export function activate(context: vscode.ExtensionContext): MechanistApi {
     },
   };
   const trace = causalTrace.register(services);
+  const attentionFeature = attention.register(services);
 
   context.subscriptions.push(
     { dispose: () => engine.dispose() },
@@ -96,6 +99,7 @@ export function activate(context: vscode.ExtensionContext): MechanistApi {
     }),
     vscode.commands.registerCommand('mechanist.deleteRun', (r?: RunSummary) => r && runs.delete(r.id)),
     ...trace.disposables,
+    ...attentionFeature.disposables,
   );
 
   return {
@@ -106,6 +110,7 @@ export function activate(context: vscode.ExtensionContext): MechanistApi {
     runs: () => runs.list(),
     tracePanels: () => TracePanel.panels().map((p) => p.runId),
     engine,
+    ...attentionFeature.api,
   };
 }
 

@@ -129,6 +129,12 @@ class HeadNode extends ExplorerNode {
   override tooltip(): string {
     return `Head ${this.head} of ${this.attention.path}: [d_head ${this.attention.headDim}]`;
   }
+  /** Clicking a head shows its attention pattern (commands/attention.ts). */
+  override toTreeItem(): vscode.TreeItem {
+    const item = super.toTreeItem();
+    item.command = { command: 'mechanist.attentionPatterns', title: 'Show Attention Pattern', arguments: [this] };
+    return item;
+  }
 }
 
 class NoticeNode extends ExplorerNode {
