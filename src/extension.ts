@@ -7,6 +7,10 @@ import * as vscode from 'vscode';
 import * as attention from './commands/attention';
 import type { AttentionApi } from './commands/attention';
 import * as causalTrace from './commands/causalTrace';
+import * as decompose from './commands/decompose';
+import type { DecomposeInputs } from './commands/decompose';
+import * as localize from './commands/localize';
+import type { LocalizeInputs } from './commands/localize';
 import type { TraceInputs } from './commands/causalTrace';
 import { openModel } from './commands/openModel';
 import { revealInGraph } from './commands/revealInGraph';
@@ -22,6 +26,10 @@ import { RunStore } from './runStore';
 import type { RunSummary } from './runStore';
 import type { Services } from './services';
 import { ModelEditorProvider } from './webviews/modelSummary/panel';
+import { DecomposePanel } from './webviews/decompose/panel';
+import type { DecomposeRun } from './webviews/decompose/protocol';
+import { LocalizePanel } from './webviews/localize/panel';
+import type { LocalizeRun } from './webviews/localize/protocol';
 import { TracePanel } from './webviews/trace/panel';
 import type { TraceRun } from './webviews/trace/protocol';
 
@@ -36,6 +44,16 @@ export interface MechanistApi extends AttentionApi {
   runs(): RunSummary[];
   /** Run ids of the open trace panels. */
   tracePanels(): string[];
+  /** Decomposes an image without prompts (opens the model if needed) and shows the panel. */
+  decompose(modelPath: string, inputs: DecomposeInputs): Promise<DecomposeRun | undefined>;
+  /** Open decomposition panels: run id and the component last highlighted from the Layer Explorer. */
+  decomposePanels(): { runId: string; highlighted?: string }[];
+  /** Runs a cross-attention localization without prompts (opens the model if needed) and shows the panel. */
+  localize(modelPath: string, inputs: LocalizeInputs): Promise<LocalizeRun | undefined>;
+  /** Run ids of the open localization panels. */
+  localizePanels(): string[];
+  /** What the localization panel's edit button does for a window of an open run's panel. */
+  localizeEdit(runId: string, start: number): Promise<{ started: boolean; message?: string }>;
   engine: EngineClient;
 }
 
@@ -46,7 +64,7 @@ function engineSettings(context: vscode.ExtensionContext): EngineSettings {
     provider: cfg.get('executionProvider', 'auto'),
     threads: cfg.get<number>('threads', 0) || undefined,
     cacheDir: cache || vscode.Uri.joinPath(context.globalStorageUri, 'graphs').fsPath,
-    maxBatchRows: cfg.get<number>('maxBatchRows', 256),
+    maxBatchRows: cfg.get<number>('maxBatchRows', 64),
   };
 }
 
@@ -77,6 +95,8 @@ export function activate(context: vscode.ExtensionContext): MechanistApi {
     },
   };
   const trace = causalTrace.register(services);
+  const decomposeFeature = decompose.register(services);
+  const localizeFeature = localize.register(services);
   const attentionFeature = attention.register(services);
 
   context.subscriptions.push(
@@ -99,6 +119,8 @@ export function activate(context: vscode.ExtensionContext): MechanistApi {
     }),
     vscode.commands.registerCommand('mechanist.deleteRun', (r?: RunSummary) => r && runs.delete(r.id)),
     ...trace.disposables,
+    ...decomposeFeature.disposables,
+    ...localizeFeature.disposables,
     ...attentionFeature.disposables,
   );
 
@@ -109,6 +131,15 @@ export function activate(context: vscode.ExtensionContext): MechanistApi {
     trace: trace.trace,
     runs: () => runs.list(),
     tracePanels: () => TracePanel.panels().map((p) => p.runId),
+    decompose: decomposeFeature.decompose,
+    decomposePanels: () => DecomposePanel.panels().map((p) => ({ runId: p.runId, highlighted: p.highlighted })),
+    localize: localizeFeature.localize,
+    localizePanels: () => LocalizePanel.panels().map((p) => p.runId),
+    localizeEdit: async (runId, start) => {
+      const panel = LocalizePanel.panels().find((p) => p.runId === runId);
+      if (!panel) throw new Error(`no open localization panel for run ${runId}`);
+      return panel.edit(start);
+    },
     engine,
     ...attentionFeature.api,
   };

@@ -57,7 +57,7 @@ export const traceCommand: CliCommand = {
           corruption,
           kinds,
           window: numberOption('window', v.window, 10),
-          maxBatchRows: numberOption('batch-rows', v['batch-rows'], 256),
+          maxBatchRows: numberOption('batch-rows', v['batch-rows'], 64),
         },
         progress,
       );

@@ -646,7 +646,7 @@ export function writeEditedModel(model: OnnxModel, weight: string, values: Float
   if (!model.hasExternalData) {
     const graph = withFields(model.graph, { initializer: model.graph.initializer.map((x) => (x === t ? inline(x) : x)) });
     const proto = withFields(model.proto, { graph });
-    writeFileAtomic(abs, T.encode(proto as never).finish());
+    writeFileAtomic(abs, model.withInlineWeights(() => T.encode(proto as never).finish()));
     return [abs];
   }
 

@@ -30,9 +30,22 @@ export type TensorValues = Float32Array | Float64Array | Int32Array | BigInt64Ar
 
 const EXTERNAL = 1;
 
-/** An ONNX model read from disk (or bytes), with its folder for external data. */
+/** Inline weights at least this large are not kept in memory: they are read from the file when needed. */
+const LAZY_MIN_BYTES = 4096;
+
+/**
+ * An ONNX model read from disk (or bytes), with its folder for external data.
+ *
+ * Memory: decoding is zero-copy (weights are views into the file's buffer); then the large
+ * inline weights are detached (their offsets in the file recorded, the views dropped) and
+ * everything else small is copied out, so the file's buffer is freed. Sessions read the
+ * weights from the file themselves; the few methods that need a weight on the host read it
+ * on demand. So a model open in the engine costs its graph, not its weights.
+ */
 export class OnnxModel {
   private readonly externals = new Map<TensorProto, ExternalRef>();
+  /** Large inline weights, detached: where their bytes are in the .onnx file. */
+  private readonly inline = new Map<TensorProto, { offset: number; length: number }>();
 
   private constructor(
     readonly proto: ModelProto,
@@ -42,10 +55,11 @@ export class OnnxModel {
     readonly dir: string,
     /** Size of the .onnx file itself, bytes. */
     readonly fileSize: number,
-    /** The file's bytes, which inline weights are views into. */
-    private readonly bytes?: Uint8Array,
+    /** The file's bytes, which inline weights are views into until detached. */
+    bytes?: Uint8Array,
   ) {
     this.resolveExternalData();
+    if (bytes && path) this.detach(bytes);
   }
 
   /** Reads and validates `file`; throws ModelError with a one-line reason. */
@@ -129,9 +143,7 @@ export class OnnxModel {
    * them from the original file as external data instead of copying them.
    */
   inlineOffset(t: TensorProto): { offset: number; length: number } | undefined {
-    const raw = t.raw_data;
-    if (!this.bytes || !raw || raw.length === 0 || raw.buffer !== this.bytes.buffer) return undefined;
-    return { offset: raw.byteOffset - this.bytes.byteOffset, length: raw.length };
+    return this.inline.get(t);
   }
 
   /** Number of elements of a tensor. */
@@ -139,24 +151,12 @@ export class OnnxModel {
     return t.dims.reduce<number>((n, d) => n * toNumber(d), 1);
   }
 
-  /** Raw little-endian bytes of a tensor (a view when possible; reads external data). */
+  /** Raw little-endian bytes of a tensor (in memory, or read from the model or external data file). */
   tensorBytes(t: TensorProto): Uint8Array {
     const ext = this.externals.get(t);
-    if (ext) {
-      const out = Buffer.allocUnsafe(ext.length);
-      const fd = fs.openSync(ext.file, 'r');
-      try {
-        let done = 0;
-        while (done < ext.length) {
-          const n = fs.readSync(fd, out, done, ext.length - done, ext.offset + done);
-          if (n === 0) throw new ModelError(`external data file ${ext.location} ends before tensor ${t.name}'s data`);
-          done += n;
-        }
-      } finally {
-        fs.closeSync(fd);
-      }
-      return out;
-    }
+    if (ext) return readRange(ext.file, ext.offset, ext.length, `external data file ${ext.location} ends before tensor ${t.name}'s data`);
+    const at = this.inline.get(t);
+    if (at) return readRange(this.path, at.offset, at.length, `${this.path} changed on disk since it was opened (tensor ${t.name})`);
     if (t.raw_data && t.raw_data.length > 0) return t.raw_data;
     return typedFieldBytes(t);
   }
@@ -235,9 +235,25 @@ export class OnnxModel {
     return Float32Array.from(v as ArrayLike<number>);
   }
 
-  /** Serialises the ModelProto (external data references are kept as they are). */
+  /** Serialises the ModelProto (external data references are kept as they are; detached weights are read back). */
   encode(): Uint8Array {
-    return onnxType('ModelProto').encode(this.proto as never).finish();
+    return this.withInlineWeights(() => onnxType('ModelProto').encode(this.proto as never).finish());
+  }
+
+  /**
+   * Runs `fn` with the detached inline weights back in place (views into a fresh read of the
+   * file), for code that serialises this proto or a copy sharing its tensors.
+   */
+  withInlineWeights<T>(fn: () => T): T {
+    if (this.inline.size === 0) return fn();
+    const file = fs.readFileSync(this.path);
+    if (file.length !== this.fileSize) throw new ModelError(`${this.path} changed on disk since it was opened; open it again`);
+    try {
+      for (const [t, at] of this.inline) t.raw_data = file.subarray(at.offset, at.offset + at.length);
+      return fn();
+    } finally {
+      for (const t of this.inline.keys()) t.raw_data = undefined;
+    }
   }
 
   /**
@@ -248,6 +264,40 @@ export class OnnxModel {
     const abs = path.resolve(file);
     if (this.path && abs === this.path) throw new ModelError(`refusing to overwrite the original model ${abs}; choose a new file name`);
     writeFileAtomic(abs, this.encode());
+  }
+
+  /**
+   * Lets go of the file's buffer: large inline weights become offsets into the file, every other
+   * byte field that is a view into the buffer is copied (a view would keep the whole buffer alive).
+   */
+  private detach(bytes: Uint8Array): void {
+    const buffer = bytes.buffer;
+    for (const t of this.graph.initializer) {
+      const raw = t.raw_data;
+      if (raw && raw.buffer === buffer && raw.length >= LAZY_MIN_BYTES) {
+        this.inline.set(t, { offset: raw.byteOffset - bytes.byteOffset, length: raw.length });
+        t.raw_data = undefined;
+      }
+    }
+    const seen = new Set<object>();
+    const visit = (o: unknown): void => {
+      if (!o || typeof o !== 'object' || seen.has(o)) return;
+      seen.add(o);
+      if (Array.isArray(o)) {
+        o.forEach((x, i) => {
+          if (x instanceof Uint8Array) {
+            if (x.buffer === buffer) o[i] = Uint8Array.from(x);
+          } else visit(x);
+        });
+        return;
+      }
+      for (const [k, v] of Object.entries(o)) {
+        if (v instanceof Uint8Array) {
+          if (v.buffer === buffer) (o as Record<string, unknown>)[k] = Uint8Array.from(v);
+        } else if (typeof v === 'object') visit(v);
+      }
+    };
+    visit(this.proto);
   }
 
   private resolveExternalData(): void {
@@ -301,6 +351,23 @@ export function confinedPath(dir: string, location: string, tensor: string): str
     throw new ModelError(`tensor ${tensor}: external data location "${location}" escapes the model's folder ${root}; refused`);
   }
   return resolved;
+}
+
+/** Reads `length` bytes at `offset` of a file. */
+function readRange(file: string, offset: number, length: number, shortMessage: string): Uint8Array {
+  const out = Buffer.allocUnsafe(length);
+  const fd = fs.openSync(file, 'r');
+  try {
+    let done = 0;
+    while (done < length) {
+      const n = fs.readSync(fd, out, done, length - done, offset + done);
+      if (n === 0) throw new ModelError(shortMessage);
+      done += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return out;
 }
 
 /** Writes bytes to a temp file beside `file`, then renames it into place. */
