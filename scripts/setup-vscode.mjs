@@ -210,7 +210,7 @@ export function ensureCodeServer({ root = repoRoot, log = (m) => console.log(`[s
     rmSync(paths.marker, { force: true });
     const env = installEnv(paths, npmCache);
     const t0 = Date.now();
-    log(`installing code-server@${CODE_SERVER_VERSION} into ${paths.dir} (a minute or two)...`);
+    log(`installing code-server@${CODE_SERVER_VERSION} into ${paths.dir} (1-3 minutes, more on a busy machine)...`);
     // A small project of its own, so that no npm setting of the repository applies.
     writeFileSync(join(paths.dir, 'package.json'), JSON.stringify({ name: 'code-server-cache', private: true, dependencies: { 'code-server': CODE_SERVER_VERSION } }, null, 2) + '\n');
     writeFileSync(join(paths.dir, '.npmrc'), '');
