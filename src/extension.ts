@@ -54,6 +54,8 @@ export interface MechanistApi extends AttentionApi {
   localizePanels(): string[];
   /** What the localization panel's edit button does for a window of an open run's panel. */
   localizeEdit(runId: string, start: number): Promise<{ started: boolean; message?: string }>;
+  /** Reveals (selects) a block part or head in the Layer Explorer, as a click on a result does. */
+  reveal(modelPath: string, layer: number, part?: ExplorerNode['kind'], head?: number): Promise<boolean>;
   engine: EngineClient;
 }
 
@@ -135,6 +137,7 @@ export function activate(context: vscode.ExtensionContext): MechanistApi {
     decomposePanels: () => DecomposePanel.panels().map((p) => ({ runId: p.runId, highlighted: p.highlighted })),
     localize: localizeFeature.localize,
     localizePanels: () => LocalizePanel.panels().map((p) => p.runId),
+    reveal: services.reveal,
     localizeEdit: async (runId, start) => {
       const panel = LocalizePanel.panels().find((p) => p.runId === runId);
       if (!panel) throw new Error(`no open localization panel for run ${runId}`);

@@ -41,6 +41,13 @@ function isVision(model: OpenedModel): boolean {
   return model.family === 'clip-vision' || model.family === 'vit' || model.inputs.some((i) => i.name === 'pixel_values');
 }
 
+/** Says so when a model is no vision transformer. */
+function refused(model: OpenedModel): boolean {
+  if (isVision(model)) return false;
+  void vscode.window.showErrorMessage(`Mechanist: decomposition needs a vision transformer (CLIP vision tower or ViT); ${path.basename(model.path)} is ${model.family}.`);
+  return true;
+}
+
 /** Asks for an image: workspace PNG/JPEG files nearest the model first, or an open dialog. */
 async function askImage(model: OpenedModel): Promise<string | undefined> {
   const found = (await vscode.workspace.findFiles(IMAGE_GLOB, EXCLUDE, 500)).map((u) => u.fsPath);
@@ -113,6 +120,7 @@ export function register(s: Services): { disposables: vscode.Disposable[]; decom
   const show = (run: DecomposeRun): void => void DecomposePanel.show(run, s.context.extensionUri, reveal);
 
   const run = async (model: OpenedModel, inputs: DecomposeInputs): Promise<DecomposeRun | undefined> => {
+    if (refused(model)) return undefined;
     try {
       const result = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `Decomposing ${path.basename(inputs.image)}`, cancellable: true },
@@ -149,10 +157,7 @@ export function register(s: Services): { disposables: vscode.Disposable[]; decom
     if (!(await requireTrust())) return undefined;
     const model = await pickModel(s.models, s.open, arg);
     if (!model) return undefined;
-    if (!isVision(model)) {
-      void vscode.window.showErrorMessage(`Mechanist: decomposition needs a vision transformer (CLIP vision tower or ViT); ${path.basename(model.path)} is ${model.family}.`);
-      return undefined;
-    }
+    if (refused(model)) return undefined;
     const image = await askImage(model);
     if (!image) return undefined;
     let textModel: string | undefined;
