@@ -14,6 +14,7 @@ import { size } from '../tensor';
 import type { HostTensor } from '../tensor';
 import { cachedGraph } from './graphCache';
 import { instrument, patchDefaults } from './rewrite';
+import { restartDefaults, restartFeeds } from './restart';
 import type { Instrumented } from './rewrite';
 
 /** Replace a hook's activation at some (row, position) cells with given values. */
@@ -31,6 +32,8 @@ export interface Patch {
 export interface PrepareSpec {
   capture?: string[];
   patch?: string[];
+  /** Blocks become restartable: a run may start at any block from a fed residual stream (see restart.ts). */
+  restart?: boolean;
   /** Also output `lastLogits` [batch, 1, vocab], and drop the model's full logits. */
   lastTokenLogits?: boolean;
   /** Attention patterns (`blocks.L.attn.hook_pattern`) whose pre-softmax scores take an additive mask (knockout). */
@@ -80,14 +83,18 @@ export class HookedModel {
 
   /** An instrumented session for a capture/patch set (built once, cached in memory and on disk). */
   prepare(spec: PrepareSpec): Promise<PreparedSession> {
-    const capture = [...new Set(spec.capture ?? [])].sort();
-    const patch = [...new Set(spec.patch ?? [])].sort();
-    const knockout = [...new Set(spec.knockout ?? [])].sort();
-    // (`knockout` joins the key only when used, so existing on-disk cache keys stay valid.)
-    const key = JSON.stringify({ capture, patch, last: !!spec.lastTokenLogits, ...(knockout.length ? { knockout } : {}) });
+    const n = {
+      capture: [...new Set(spec.capture ?? [])].sort(),
+      patch: [...new Set(spec.patch ?? [])].sort(),
+      knockout: [...new Set(spec.knockout ?? [])].sort(),
+      last: !!spec.lastTokenLogits,
+      restart: !!spec.restart,
+    };
+    // (Options join the key only when used, so existing on-disk cache keys stay valid.)
+    const key = JSON.stringify({ capture: n.capture, patch: n.patch, last: n.last, ...(n.knockout.length ? { knockout: n.knockout } : {}), ...(n.restart ? { restart: true } : {}) });
     let s = this.sessions.get(key);
     if (!s) {
-      s = this.build(capture, patch, !!spec.lastTokenLogits, key, knockout);
+      s = this.build(n, key);
       this.sessions.set(key, s);
       s.catch(() => this.sessions.delete(key));
     }
@@ -112,20 +119,24 @@ export class HookedModel {
     for (const s of all) await s.then((x) => x.release()).catch(() => undefined);
   }
 
-  private async build(capture: string[], patch: string[], last: boolean, key: string, knockout: string[] = []): Promise<PreparedSession> {
+  private async build(n: { capture: string[]; patch: string[]; knockout: string[]; last: boolean; restart: boolean }, key: string): Promise<PreparedSession> {
     const tensors = (hooks: string[]): Map<string, string> => new Map(hooks.map((h) => [h, this.tensorOf(h)]));
-    const cap = tensors(capture);
-    const pat = tensors(patch);
-    const ko = tensors(knockout);
+    const cap = tensors(n.capture);
+    const pat = tensors(n.patch);
+    const ko = tensors(n.knockout);
     let lastSpec: { from: string; logits: string } | undefined;
-    if (last) {
+    if (n.last) {
       const from = this.arch.hookPoints.find((h) => h.name === 'ln_final.hook_normalized')?.tensor;
       const logits = this.graph.outputs[0]?.name;
       if (!from || !logits) throw new HookError('this model has no final norm feeding its logits: next-token methods need a causal language model');
       lastSpec = { from, logits };
     }
+    const restart = n.restart
+      ? { blocks: this.arch.blocks, residPre0: this.tensorOf('blocks.0.hook_resid_pre'), residPost: this.arch.blocks.map((b) => this.tensorOf(`blocks.${b.index}.hook_resid_post`)) }
+      : undefined;
     let result: Instrumented | undefined;
-    const make = (): Instrumented => instrument(this.model, this.graph, { capture: [...cap.values()], patch: [...pat.values()], lastTokenLogits: lastSpec, keepOutputs: !last, scoreMasks: [...ko.values()] });
+    const make = (): Instrumented =>
+      instrument(this.model, this.graph, { capture: [...cap.values()], patch: [...pat.values()], lastTokenLogits: lastSpec, keepOutputs: !n.last, scoreMasks: [...ko.values()], restart });
     const bytes = cachedGraph(this.options.cacheDir, this.model.path, key, () => {
       result = make();
       return onnxType('ModelProto').encode(result.proto as never).finish();
@@ -157,9 +168,14 @@ export class PreparedSession {
    * Runs the session: `fetch` hooks (captured), `outputs` of the model, `lastLogits` when prepared;
    * `scoreMasks` (pattern hook -> additive mask [batch, 1|heads, query, key]) for knockout points.
    */
-  async run(feeds: Record<string, HostTensor>, opts: { patches?: Patch[]; fetch?: string[]; outputs?: string[]; scoreMasks?: Record<string, HostTensor> } = {}): Promise<RunResult> {
+  async run(
+    feeds: Record<string, HostTensor>,
+    opts: { patches?: Patch[]; fetch?: string[]; outputs?: string[]; scoreMasks?: Record<string, HostTensor>; start?: { block: number; entry: HostTensor } } = {},
+  ): Promise<RunResult> {
     const ortFeeds: Record<string, ReturnType<typeof toOrt>> = {};
-    for (const [k, v] of Object.entries({ ...patchDefaults(this.inst), ...feeds })) ortFeeds[k] = toOrt(v);
+    const restart = this.inst.restart ? (opts.start ? restartFeeds(opts.start.block, opts.start.entry) : restartDefaults(this.inst.floatType)) : {};
+    if (opts.start && !this.inst.restart) throw new HookError('this session was not prepared with restartable blocks');
+    for (const [k, v] of Object.entries({ ...patchDefaults(this.inst), ...restart, ...feeds })) ortFeeds[k] = toOrt(v);
     const byTensor = new Map<string, Patch[]>();
     for (const p of opts.patches ?? []) {
       const t = this.patchable.get(p.hook);

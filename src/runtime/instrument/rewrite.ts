@@ -16,7 +16,10 @@ import type { OnnxGraph } from '../onnx/graph';
 import type { OnnxModel } from '../onnx/model';
 import { DataType } from '../onnx/types';
 import type { HostTensor } from '../tensor';
+import type { BlockInfo } from '../architecture/types';
 import { addScoreMasks } from './knockout';
+import { makeRestartable } from './restart';
+import type { RestartInfo } from './restart';
 import type { ScoreMaskInput } from './knockout';
 import type { GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto } from '../onnx/types';
 
@@ -31,6 +34,8 @@ export interface InstrumentSpec {
   keepOutputs?: boolean;
   /** Softmax outputs (attention patterns) whose scores get an additive mask input (attention knockout, see knockout.ts). */
   scoreMasks?: string[];
+  /** Make the blocks restartable (restart.ts): each block's nodes and its block output tensor. */
+  restart?: { blocks: BlockInfo[]; residPre0: string; residPost: string[] };
 }
 
 /** Names of the inputs/outputs a rewrite added. */
@@ -45,6 +50,8 @@ export interface Instrumented {
   scoreMasks?: Map<string, ScoreMaskInput>;
   /** Element type used for activations (the model's float type). */
   floatType: number;
+  /** Set when the blocks are restartable. */
+  restart?: RestartInfo;
 }
 
 /** Output name of the last-position logits. */
@@ -201,8 +208,19 @@ export function instrument(model: OnnxModel, graph: OnnxGraph, spec: InstrumentS
   }
 
   const newGraph: GraphProto = { ...g, node: nodes, input: inputs, output: outputs, initializer: inits, value_info: g.value_info };
+  const restart = spec.restart
+    ? makeRestartable(
+        newGraph,
+        graph,
+        spec.restart.blocks,
+        renamed.get(spec.restart.residPre0) ?? spec.restart.residPre0,
+        spec.restart.residPost.map((v) => renamed.get(v) ?? v),
+        floatType,
+        (v) => graph.types.get(v.replace(/::patched$/, ''))?.elemType,
+      )
+    : undefined;
   const proto: ModelProto = { ...model.proto, graph: newGraph };
-  return { proto, patchInputs, captureOutputs, lastLogits, scoreMasks, floatType };
+  return { proto, patchInputs, captureOutputs, lastLogits, scoreMasks, floatType, restart };
 }
 
 /**

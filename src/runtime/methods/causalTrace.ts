@@ -8,6 +8,7 @@
 import { throwIfCancelled } from '../cancel';
 import { InputError, textFeeds } from '../feeds';
 import type { Patch, PreparedSession } from '../instrument/hookedModel';
+import { RestartUnsupported } from '../instrument/restart';
 import type { HookedModel } from '../instrument/hookedModel';
 import { Random } from '../random';
 import { asFloat32, fromFloat32, softmax } from '../tensor';
@@ -89,14 +90,27 @@ export async function causalTrace(hooked: HookedModel, tok: TextTokenizer, req: 
   // One instrumented graph for everything: patch points at the embeddings and every restored
   // hook, captures of the same for the clean run, logits at the last position only.
   const restoreHooks = kinds.flatMap((k) => Array.from({ length: L }, (_, l) => HOOK[k](l)));
+  const residHooks = Array.from({ length: L }, (_, l) => HOOK.residual(l));
   const noise = req.corruption.type === 'noise';
-  const patchHooks = noise ? ['hook_embed', ...restoreHooks] : restoreHooks;
-  const session = await hooked.prepare({ capture: patchHooks, patch: patchHooks, lastTokenLogits: true });
+  const patchHooks = [...new Set([...(noise ? ['hook_embed'] : []), ...restoreHooks])];
+  const captureHooks = [...new Set([...patchHooks, ...residHooks])];
+  // Restartable blocks let a restoration at layer l start there from the corrupted run's
+  // residual stream instead of recomputing the layers below it; graphs whose blocks share
+  // state cannot be restructured and run every row from the embeddings.
+  let session: PreparedSession;
+  let restartable = true;
+  try {
+    session = await hooked.prepare({ capture: captureHooks, patch: patchHooks, lastTokenLogits: true, restart: true });
+  } catch (e) {
+    if (!(e instanceof RestartUnsupported)) throw e;
+    restartable = false;
+    session = await hooked.prepare({ capture: captureHooks, patch: patchHooks, lastTokenLogits: true });
+  }
   throwIfCancelled(signal);
 
   // Clean run.
   progress?.report({ message: 'clean run' });
-  const clean = await session.run(textFeeds(graph, [ids]), { fetch: patchHooks });
+  const clean = await session.run(textFeeds(graph, [ids]), { fetch: captureHooks });
   const cleanProbs = softmax(asFloat32(clean.lastLogits!));
   const answerId = req.target !== undefined ? tok.continuationToken(req.prompt, req.target) : argmax(cleanProbs);
   const answer = { id: answerId, text: tok.decode([answerId]) };
@@ -155,7 +169,7 @@ export async function causalTrace(hooked: HookedModel, tok: TextTokenizer, req: 
   };
 
   progress?.report({ message: 'corrupted run' });
-  const corrupted = await session.run(corruptFeeds(samples), { patches: corruptPatches(samples) });
+  const corrupted = await session.run(corruptFeeds(samples), { patches: corruptPatches(samples), fetch: restartable ? residHooks : [] });
   const lowScore = meanProb(corrupted.lastLogits!, answerId, 0, samples);
   throwIfCancelled(signal);
 
@@ -174,24 +188,50 @@ export async function causalTrace(hooked: HookedModel, tok: TextTokenizer, req: 
   for (const kind of kinds) for (let l = 0; l < L; l++) for (let t = firstAffected; t < S; t++) jobs.push({ kind, layer: l, token: t });
   const perBatch = Math.max(1, Math.floor((req.maxBatchRows ?? 64) / samples));
   const scores = new Map<TraceKind, number[][]>(kinds.map((k) => [k, Array.from({ length: L }, () => new Array<number>(S).fill(lowScore))]));
-  for (let j0 = 0; j0 < jobs.length; j0 += perBatch) {
-    throwIfCancelled(signal);
-    const batch = jobs.slice(j0, j0 + perBatch);
-    const rows = batch.length * samples;
-    const patches: Patch[] = corruptPatches(rows);
-    batch.forEach((job, b) => {
-      const layers = job.kind === 'residual' ? [job.layer] : windowLayers(job.layer, window, L);
-      const rowsOfJob = range(b * samples, (b + 1) * samples);
-      for (const l of layers) {
-        const hook = HOOK[job.kind](l);
-        patches.push({ hook, rows: rowsOfJob, positions: [job.token], value: clean.cache.get(hook)! });
+  // The block a job's rows can start at: after the restored layer (residual), or at the
+  // window's first layer (mlp/attn); 0 when blocks are not restartable.
+  const layersOf = (job: Job): number[] => (job.kind === 'residual' ? [job.layer] : windowLayers(job.layer, window, L));
+  const startOf = (job: Job): number => (!restartable ? 0 : job.kind === 'residual' ? job.layer + 1 : layersOf(job)[0]);
+  const groups = new Map<number, Job[]>();
+  for (const job of jobs) groups.set(startOf(job), [...(groups.get(startOf(job)) ?? []), job]);
+  let doneJobs = 0;
+  for (const [start, group] of [...groups].sort((a, b) => a[0] - b[0])) {
+    for (let j0 = 0; j0 < group.length; j0 += perBatch) {
+      throwIfCancelled(signal);
+      const batch = group.slice(j0, j0 + perBatch);
+      const rows = batch.length * samples;
+      const patches: Patch[] = start === 0 ? corruptPatches(rows) : [];
+      let entry: HostTensor | undefined;
+      if (start > 0) {
+        // Each row enters block `start` with its corrupted sample's residual stream ...
+        const corr = corrupted.cache.get(residHooks[start - 1])!;
+        const perRow = corr.data.length / samples;
+        const Ctor = corr.data.constructor as new (n: number) => Float32Array | Uint16Array;
+        const data = new Ctor(rows * perRow);
+        for (let r = 0; r < rows; r++) data.set((corr.data as Float32Array | Uint16Array).subarray((r % samples) * perRow, ((r % samples) + 1) * perRow), r * perRow);
+        entry = { type: corr.type, data, dims: [rows, ...corr.dims.slice(1)] };
       }
-    });
-    const out = await runBatch(session, corruptFeeds(rows), patches);
-    batch.forEach((job, b) => {
-      scores.get(job.kind)![job.layer][job.token] = meanProb(out, answerId, b * samples, (b + 1) * samples);
-    });
-    progress?.report({ fraction: Math.min(1, (j0 + batch.length) / jobs.length), message: `restored ${j0 + batch.length} of ${jobs.length} (layer, token) states` });
+      batch.forEach((job, b) => {
+        const rowsOfJob = range(b * samples, (b + 1) * samples);
+        for (const l of layersOf(job)) {
+          const hook = HOOK[job.kind](l);
+          if (job.kind === 'residual' && entry) {
+            // ... with the restored token's clean state written in (a residual restoration
+            // at layer l is exactly the entry of block l + 1).
+            const clean1 = clean.cache.get(hook)!;
+            const D = clean1.dims[clean1.dims.length - 1];
+            const cell = (clean1.data as Float32Array | Uint16Array).subarray(job.token * D, (job.token + 1) * D);
+            for (const r of rowsOfJob) (entry.data as Float32Array | Uint16Array).set(cell, (r * S + job.token) * D);
+          } else patches.push({ hook, rows: rowsOfJob, positions: [job.token], value: clean.cache.get(hook)! });
+        }
+      });
+      const out = (await session.run(corruptFeeds(rows), { patches, start: entry ? { block: start, entry } : undefined })).lastLogits!;
+      batch.forEach((job, b) => {
+        scores.get(job.kind)![job.layer][job.token] = meanProb(out, answerId, b * samples, (b + 1) * samples);
+      });
+      doneJobs += batch.length;
+      progress?.report({ fraction: doneJobs / jobs.length, message: `restored ${doneJobs} of ${jobs.length} (layer, token) states` });
+    }
   }
 
   return kinds.map((kind) => ({
@@ -205,10 +245,6 @@ export async function causalTrace(hooked: HookedModel, tok: TextTokenizer, req: 
     scores: scores.get(kind)!,
     corruption: corruptionInfo,
   }));
-}
-
-async function runBatch(session: PreparedSession, feeds: ReturnType<typeof textFeeds>, patches: Patch[]): Promise<HostTensor> {
-  return (await session.run(feeds, { patches })).lastLogits!;
 }
 
 /** Mean over rows [r0, r1) of softmax(last logits)[answer]. */

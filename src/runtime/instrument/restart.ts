@@ -1,0 +1,204 @@
+/**
+ * Restartable blocks: each block of the main stack becomes an `If` node, so a run can start at
+ * any block from a residual stream fed from outside, and the blocks before it are not
+ * computed at all (onnxruntime executes only the taken branch). One session then serves runs
+ * that start anywhere, with the weights held once: the branches read the outer graph's
+ * initializers.
+ *
+ *   block l:  y_l = If(l < start, then: entry, else: <the block's own nodes>)
+ *
+ * `mechanist.start` (int64 scalar) and `mechanist.entry` ([batch, seq, d]) are new inputs:
+ * start 0 runs everything (entry unused); start s feeds `entry` as block s-1's output. Patch
+ * points and captures inside a block move into its branch; captured values leave the If as
+ * extra outputs (the skipped branch gives scalar zeros).
+ */
+import type { BlockInfo } from '../architecture/types';
+import type { OnnxGraph } from '../onnx/graph';
+import { DataType } from '../onnx/types';
+import type { GraphProto, NodeProto, TensorProto, ValueInfoProto } from '../onnx/types';
+import type { HostTensor } from '../tensor';
+
+export const START_INPUT = 'mechanist.start';
+export const ENTRY_INPUT = 'mechanist.entry';
+
+/** Why a graph cannot be made restartable (the caller falls back to full runs). */
+export class RestartUnsupported extends Error {}
+
+export interface RestartInfo {
+  /** The residual value each block hands on (as named in the rewritten graph). */
+  blockOutputs: string[];
+  floatType: number;
+}
+
+function scalarZero(name: string, elemType: number): TensorProto {
+  const bytes = elemType === DataType.FLOAT16 || elemType === DataType.BFLOAT16 ? 2 : elemType === DataType.DOUBLE || elemType === DataType.INT64 ? 8 : elemType === DataType.BOOL || elemType === DataType.UINT8 ? 1 : 4;
+  return { name, data_type: elemType, dims: [], raw_data: new Uint8Array(bytes), float_data: [], int32_data: [], int64_data: [], double_data: [], uint64_data: [], string_data: [], external_data: [] };
+}
+
+function graphProto(name: string, node: NodeProto[], output: ValueInfoProto[], initializer: TensorProto[] = []): GraphProto {
+  return { name, node, input: [], output, initializer, value_info: [] };
+}
+
+/**
+ * Rewrites `g` (an instrumented copy of `original`; its first nodes are the original's, in
+ * order) in place. `blockIn0` is the residual stream entering block 0 and `blockOut[l]` block
+ * l's residual output, as named in `g` (after patches).
+ */
+export function makeRestartable(g: GraphProto, original: OnnxGraph, blocks: BlockInfo[], blockIn0: string, blockOut: string[], floatType: number, elemTypeOf: (v: string) => number | undefined): RestartInfo {
+  const blockIn = [blockIn0, ...blockOut.slice(0, -1)];
+  if (!blocks.length) throw new RestartUnsupported('no blocks');
+  const origCount = original.nodes.length;
+  const producer = new Map<string, number>();
+  g.node.forEach((n, i) => n.output.forEach((o) => o && producer.set(o, i)));
+  const consumers = new Map<string, number[]>();
+  g.node.forEach((n, i) =>
+    n.input.forEach((x) => {
+      if (!x) return;
+      const list = consumers.get(x) ?? [];
+      list.push(i);
+      consumers.set(x, list);
+    }),
+  );
+  const graphOutputs = new Set(g.output.map((o) => o.name));
+
+  // Which block each node belongs to: original nodes by module subtree; added nodes (patch
+  // points) go with the block that produces the value they read.
+  const blockOf = new Int32Array(g.node.length).fill(-1);
+  blocks.forEach((b, l) => {
+    for (const name of b.nodes) {
+      const n = original.nodeByName.get(name);
+      if (n) blockOf[original.index(n)] = l;
+    }
+  });
+  for (let i = origCount; i < g.node.length; i++) {
+    const n = g.node[i];
+    const from = n.input.map((x) => producer.get(x)).find((p) => p !== undefined && blockOf[p] >= 0);
+    if (from !== undefined && n.op_type === 'Where') blockOf[i] = blockOf[from];
+  }
+
+  // Only what depends on the residual stream entering a block belongs to it. The rest of a
+  // block's nodes (constants, rotary tables, masks: exporters share these between blocks) stay
+  // in the main graph, computed whatever the start.
+  blocks.forEach((_, l) => {
+    const stream = new Set<string>([blockIn[l]]);
+    for (let i = 0; i < g.node.length; i++) {
+      if (blockOf[i] !== l) continue;
+      const n = g.node[i];
+      if (n.input.some((x) => stream.has(x))) n.output.forEach((o) => o && stream.add(o));
+      else blockOf[i] = -1;
+    }
+  });
+
+  const newNodes: NodeProto[] = [];
+  const inits: TensorProto[] = [];
+  const done = new Set<number>();
+  // Each block is replaced, where its last node stood (after everything its nodes read), by Less + If.
+  const lastIndex = blocks.map(() => -1);
+  blockOf.forEach((b, i) => {
+    if (b >= 0) lastIndex[b] = i;
+  });
+  for (let i = 0; i < g.node.length; i++) {
+    const l = blockOf[i];
+    if (l < 0) {
+      newNodes.push(g.node[i]);
+      continue;
+    }
+    if (i !== lastIndex[l] || done.has(l)) continue;
+    done.add(l);
+    const members = g.node.map((_, j) => j).filter((j) => blockOf[j] === l);
+    const memberSet = new Set(members);
+    // Values leaving the block: its residual output, and captures (graph outputs).
+    const leaving = new Set<string>();
+    for (const j of members) {
+      for (const o of g.node[j].output) {
+        if (!o) continue;
+        const outside = (consumers.get(o) ?? []).some((c) => !memberSet.has(c));
+        if (outside || graphOutputs.has(o)) leaving.add(o);
+      }
+    }
+    if (!leaving.has(blockOut[l])) throw new RestartUnsupported(`block ${l}'s output ${blockOut[l]} is not produced inside it`);
+    for (const v of leaving) {
+      if (v === blockOut[l] || graphOutputs.has(v)) continue;
+      // A value the block computes for others (e.g. a mask shared with later blocks): skipping
+      // the block would leave it undefined.
+      throw new RestartUnsupported(`block ${l} hands ${v} to other nodes besides its output`);
+    }
+    const extra = [...leaving].filter((v) => v !== blockOut[l]);
+    const inner = (v: string): string => `${v}::in_block`;
+    const rename = new Map([...leaving].map((v) => [v, inner(v)]));
+    const body = topoSort(
+      members.map((j) => {
+        const n = g.node[j];
+        return { ...n, output: n.output.map((o) => rename.get(o) ?? o), input: n.input.map((x) => rename.get(x) ?? x) };
+      }),
+    );
+    const outs = [blockOut[l], ...extra];
+    const elseBranch = graphProto(`mechanist_block_${l}`, body, outs.map((v) => ({ name: inner(v), type: { tensor_type: { elem_type: elemTypeOf(v) ?? floatType } } })));
+    const thenOut = `mechanist.restart/${l}/entry`;
+    const zeros = extra.map((v, k) => scalarZero(`mechanist.restart/${l}/zero_${k}`, elemTypeOf(v) ?? floatType));
+    const thenBranch = graphProto(
+      `mechanist_skip_${l}`,
+      [
+        { name: `mechanist/restart/${l}/Identity`, op_type: 'Identity', domain: '', input: [ENTRY_INPUT], output: [thenOut], attribute: [] },
+        ...zeros.map((z, k) => ({ name: `mechanist/restart/${l}/Zero_${k}`, op_type: 'Identity', domain: '', input: [z.name], output: [`${z.name}/out`], attribute: [] })),
+      ],
+      [{ name: thenOut, type: { tensor_type: { elem_type: floatType } } }, ...zeros.map((z) => ({ name: `${z.name}/out`, type: { tensor_type: { elem_type: z.data_type } } }))],
+      zeros,
+    );
+    const index = `mechanist.restart/${l}/index`;
+    const cond = `mechanist.restart/${l}/skip`;
+    inits.push({ ...scalarZero(index, DataType.INT64), raw_data: new Uint8Array(BigInt64Array.from([BigInt(l)]).buffer) });
+    newNodes.push(
+      { name: `mechanist/restart/${l}/Less`, op_type: 'Less', domain: '', input: [index, START_INPUT], output: [cond], attribute: [] },
+      {
+        name: `mechanist/restart/${l}/If`,
+        op_type: 'If',
+        domain: '',
+        input: [cond],
+        output: outs,
+        attribute: [
+          { name: 'then_branch', type: 5, g: thenBranch, floats: [], ints: [], strings: [], tensors: [], graphs: [] },
+          { name: 'else_branch', type: 5, g: elseBranch, floats: [], ints: [], strings: [], tensors: [], graphs: [] },
+        ],
+      },
+    );
+  }
+  g.node = newNodes;
+  g.initializer = [...g.initializer, ...inits];
+  g.input = [...g.input, { name: START_INPUT, type: { tensor_type: { elem_type: DataType.INT64 } } }, { name: ENTRY_INPUT, type: { tensor_type: { elem_type: floatType } } }];
+  return { blockOutputs: blockOut, floatType };
+}
+
+/** Orders nodes so each comes after the producers of its inputs (patch points were appended last). */
+function topoSort(nodes: NodeProto[]): NodeProto[] {
+  const producedBy = new Map<string, NodeProto>();
+  for (const n of nodes) for (const o of n.output) if (o) producedBy.set(o, n);
+  const out: NodeProto[] = [];
+  const state = new Map<NodeProto, 1 | 2>();
+  const visit = (n: NodeProto): void => {
+    if (state.get(n) === 2) return;
+    if (state.get(n) === 1) throw new RestartUnsupported(`a cycle through ${n.name}`);
+    state.set(n, 1);
+    for (const x of n.input) {
+      const p = producedBy.get(x);
+      if (p) visit(p);
+    }
+    state.set(n, 2);
+    out.push(n);
+  };
+  nodes.forEach(visit);
+  return out;
+}
+
+/** Feeds that run every block (start 0; the entry is unused). */
+export function restartDefaults(floatType: number): Record<string, HostTensor> {
+  return {
+    [START_INPUT]: { type: 'int64', data: new BigInt64Array(1), dims: [] },
+    [ENTRY_INPUT]: floatType === DataType.FLOAT16 ? { type: 'float16', data: new Uint16Array(1), dims: [] } : { type: 'float32', data: new Float32Array(1), dims: [] },
+  };
+}
+
+/** Feeds that start at block `block` with `entry` as the residual stream block `block - 1` would have produced. */
+export function restartFeeds(block: number, entry: HostTensor): Record<string, HostTensor> {
+  return { [START_INPUT]: { type: 'int64', data: BigInt64Array.from([BigInt(block)]), dims: [] }, [ENTRY_INPUT]: entry };
+}

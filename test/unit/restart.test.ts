@@ -1,0 +1,26 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { textFeeds } from '../../src/runtime/feeds';
+import { openModel } from '../../src/runtime/inspect';
+import { HookedModel } from '../../src/runtime/instrument/hookedModel';
+import { asFloat32 } from '../../src/runtime/tensor';
+import { expected, fixture, hasFixture, maxAbsDiff } from './helpers/fixtures';
+
+for (const name of ['gpt2', 'llama', 'gpt2-external']) {
+  test(`${name}: restartable blocks give the same logits when started mid-stack from the captured residual stream`, { skip: !hasFixture(name) && 'fixture not generated' }, async (t) => {
+    const { model, graph, arch } = openModel(fixture(name));
+    const hooked = new HookedModel(model, graph, arch);
+    t.after(() => hooked.dispose());
+    const ids: number[] = expected(name).prompt?.ids ?? expected(name).runs[0].inputs.input_ids.data.slice(0, 5);
+    const resid = arch.blocks.map((b) => `blocks.${b.index}.hook_resid_post`);
+    const plain = await hooked.prepare({ capture: resid, lastTokenLogits: true });
+    const full = await plain.run(textFeeds(graph, [ids]), { fetch: resid });
+    const s = await hooked.prepare({ capture: resid, patch: resid, lastTokenLogits: true, restart: true });
+    const start0 = await s.run(textFeeds(graph, [ids]), { fetch: resid });
+    assert.equal(maxAbsDiff(asFloat32(start0.lastLogits!), asFloat32(full.lastLogits!)), 0, 'start 0 = the plain graph');
+    for (let l = 1; l <= arch.layers; l++) {
+      const r = await s.run(textFeeds(graph, [ids]), { start: { block: l, entry: full.cache.get(resid[l - 1])! } });
+      assert.ok(maxAbsDiff(asFloat32(r.lastLogits!), asFloat32(full.lastLogits!)) < 1e-5, `start at block ${l}`);
+    }
+  });
+}
