@@ -47,11 +47,11 @@ export interface MechanistApi extends AttentionApi {
   /** Decomposes an image without prompts (opens the model if needed) and shows the panel. */
   decompose(modelPath: string, inputs: DecomposeInputs): Promise<DecomposeRun | undefined>;
   /** Open decomposition panels: run id and the component last highlighted from the Layer Explorer. */
-  decomposePanels(): { runId: string; highlighted?: string }[];
+  decomposePanels(): { runId: string; highlighted?: string; loaded: boolean }[];
   /** Runs a cross-attention localization without prompts (opens the model if needed) and shows the panel. */
   localize(modelPath: string, inputs: LocalizeInputs): Promise<LocalizeRun | undefined>;
-  /** Run ids of the open localization panels. */
-  localizePanels(): string[];
+  /** Open localization panels: run id and whether the webview loaded. */
+  localizePanels(): { runId: string; loaded: boolean }[];
   /** What the localization panel's edit button does for a window of an open run's panel. */
   localizeEdit(runId: string, start: number): Promise<{ started: boolean; message?: string }>;
   /** Reveals (selects) a block part or head in the Layer Explorer, as a click on a result does. */
@@ -134,9 +134,9 @@ export function activate(context: vscode.ExtensionContext): MechanistApi {
     runs: () => runs.list(),
     tracePanels: () => TracePanel.panels().map((p) => p.runId),
     decompose: decomposeFeature.decompose,
-    decomposePanels: () => DecomposePanel.panels().map((p) => ({ runId: p.runId, highlighted: p.highlighted })),
+    decomposePanels: () => DecomposePanel.panels().map((p) => ({ runId: p.runId, highlighted: p.highlighted, loaded: p.loaded })),
     localize: localizeFeature.localize,
-    localizePanels: () => LocalizePanel.panels().map((p) => p.runId),
+    localizePanels: () => LocalizePanel.panels().map((p) => ({ runId: p.runId, loaded: p.loaded })),
     reveal: services.reveal,
     localizeEdit: async (runId, start) => {
       const panel = LocalizePanel.panels().find((p) => p.runId === runId);

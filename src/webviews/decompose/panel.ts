@@ -18,6 +18,8 @@ export class DecomposePanel {
   private static readonly open = new Map<string, DecomposePanel>();
   /** The component last highlighted from the Layer Explorer (for tests). */
   highlighted?: string;
+  /** Whether the webview has asked for its run (its script loaded and ran). */
+  loaded = false;
 
   private constructor(
     readonly panel: vscode.WebviewPanel,
@@ -97,6 +99,7 @@ export class DecomposePanel {
   private async handle(r: DecomposeRequest): Promise<DecomposeResponses[DecomposeRequest['method']]> {
     switch (r.method) {
       case 'ready':
+        this.loaded = true;
         return this.run;
       case 'reveal': {
         const c = this.run.components.find((x) => x.name === r.component);

@@ -18,6 +18,8 @@ export const EDIT_COMMAND = 'mechanist.editConcept';
 export class LocalizePanel {
   static readonly viewType = 'mechanist.localize';
   private static readonly open = new Map<string, LocalizePanel>();
+  /** Whether the webview has asked for its run (its script loaded and ran). */
+  loaded = false;
 
   private constructor(
     readonly panel: vscode.WebviewPanel,
@@ -103,6 +105,7 @@ export class LocalizePanel {
   private async handle(r: LocalizeRequest): Promise<LocalizeResponses[LocalizeRequest['method']]> {
     switch (r.method) {
       case 'ready':
+        this.loaded = true;
         return this.run;
       case 'reveal': {
         const block = this.run.result.blocks[r.start];

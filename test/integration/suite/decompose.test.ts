@@ -44,7 +44,7 @@ interface DecomposeRun {
 /** The parts of the extension's API these tests use (see MechanistApi). */
 interface Api {
   decompose(modelPath: string, inputs: { image: string; textModel?: string; feature?: string; descriptions?: string[] }): Promise<DecomposeRun | undefined>;
-  decomposePanels(): { runId: string; highlighted?: string }[];
+  decomposePanels(): { runId: string; highlighted?: string; loaded: boolean }[];
   runs(): { id: string; kind: string; modelPath: string }[];
   reveal(modelPath: string, layer: number, part?: string, head?: number): Promise<boolean>;
   selection(): string | undefined;
@@ -167,7 +167,7 @@ describe('Decomposition', function () {
       mech.runs().some((r) => r.id === id && r.kind === 'decompose'),
       'the run is not in the Runs view',
     );
-    await until('the decomposition panel', () => mech.decomposePanels(), (p) => p.some((x) => x.runId === id));
+    await until('the decomposition panel’s webview to load and ask for its run', () => mech.decomposePanels(), (p) => p.some((x) => x.runId === id && x.loaded));
     assert.equal(await mech.reveal(vision(), 1, 'attention', 2), true, 'reveal of block 1 head 2');
     assert.equal(mech.selection(), 'head 2');
     await until('the panel to be told of the selection', () => mech.decomposePanels().find((p) => p.runId === id)?.highlighted, (h) => h === 'blocks.1.attn.head.2');

@@ -35,7 +35,7 @@ interface LocalizeRun {
 /** The parts of the extension's API these tests use (see MechanistApi). */
 interface Api {
   localize(modelPath: string, inputs: { encoder?: string; prompt: string; targetPrompt: string; decoderPrompt?: string; answer?: string; window: number }): Promise<LocalizeRun | undefined>;
-  localizePanels(): string[];
+  localizePanels(): { runId: string; loaded: boolean }[];
   localizeEdit(runId: string, start: number): Promise<{ started: boolean; message?: string }>;
   runs(): { id: string; kind: string; modelPath: string }[];
   selection(): string | undefined;
@@ -104,7 +104,7 @@ describe('Localization', function () {
       mech.runs().some((r) => r.id === id && r.kind === 'localize'),
       'the run is not in the Runs view',
     );
-    await until('the localization panel', () => mech.localizePanels(), (p) => p.includes(id));
+    await until('the localization panel’s webview to load and ask for its run', () => mech.localizePanels(), (p) => p.some((x) => x.runId === id && x.loaded));
     await until('the best window revealed in the Layer Explorer', () => mech.selection(), (s) => s === 'cross-attention');
   });
 
