@@ -37,7 +37,25 @@ export function textFeeds(graph: OnnxGraph, rows: number[][], extra: Record<stri
     if (/attention_mask|input_mask/.test(n)) feeds[n] = intTensor(graph, n, new Array(B * S).fill(1), [B, S]);
     else if (/token_type_ids|segment_ids/.test(n)) feeds[n] = intTensor(graph, n, new Array(B * S).fill(0), [B, S]);
     else if (/position_ids/.test(n)) feeds[n] = intTensor(graph, n, Array.from({ length: B * S }, (_, i) => i % S), [B, S]);
-    else throw new InputError(`the model needs input "${n}", which Mechanist cannot fill for a text prompt (KV-cache exports: re-export without past_key_values)`);
+    else if (/past/.test(n)) feeds[n] = emptyPast(graph, n, B);
+    else throw new InputError(`the model needs input "${n}", which Mechanist cannot fill for a text prompt`);
   }
   return feeds;
+}
+
+/**
+ * An empty KV cache for a `past_key_values.*` / `past_*` input: its past-sequence dimension is 0,
+ * the batch dimension B, the others as declared. Exports with a cache then run the whole prompt
+ * as if it were the first step.
+ */
+function emptyPast(graph: OnnxGraph, name: string, B: number): HostTensor {
+  const t = graph.types.get(name);
+  const shape = t?.shape;
+  if (!shape) throw new InputError(`the model's cache input "${name}" has no declared shape; re-export without past_key_values`);
+  let pastAxis = shape.findIndex((d) => typeof d === 'string' && /past|cache/i.test(d));
+  if (pastAxis < 0) pastAxis = shape.findIndex((d) => typeof d === 'string' && /seq|len/i.test(d));
+  if (pastAxis < 0) throw new InputError(`cannot tell which axis of "${name}" is the past sequence (${shape.join(', ')}); re-export without past_key_values`);
+  const dims = shape.map((d, i) => (i === pastAxis ? 0 : typeof d === 'number' ? d : /batch/i.test(String(d)) ? B : 1));
+  if (t.elemType === DataType.FLOAT16) return { type: 'float16', data: new Uint16Array(0), dims };
+  return { type: 'float32', data: new Float32Array(0), dims };
 }
