@@ -15,8 +15,8 @@ export type UiState = Omit<AttentionViewState, 'runId' | 'kind'>;
 export interface ViewContext {
   theme: HeatmapTheme;
   state: UiState;
-  /** Reveal a block's attention (and a head) in the Layer Explorer. */
-  reveal(layer: number, head?: number): void;
+  /** Reveal a block's attention (and a head), or with part 'block' the block, in the Layer Explorer. */
+  reveal(layer: number, head?: number, part?: 'block' | 'attention'): void;
   exportData(format: 'csv' | 'json'): void;
   exportPng(name: string, pngDataUrl: string): void;
   /** Changes UI state; `rerender` redraws the whole view (keeping the scroll position). */

@@ -59,7 +59,7 @@ export const renderKnockout: View<KnockoutRun> = (root, run, ctx) => {
         ['Answer', answerBadge(run.answer.text), h('span', { class: 'muted' }, ` id ${run.answer.id}`)],
         ['p(answer)', 'clean ', h('strong', {}, num(run.baseline))],
         ['Blocked', `${quoteToken(tokens[run.from])} (position ${run.from}) from ${run.sourcesLabel} (positions ${[...sources].join(', ')})`],
-        ['Window', `${run.window} layers around each layer`],
+        ['Window', run.window === 1 ? '1 layer (each layer alone)' : `${run.window} layers around each layer`],
         modelFact(run),
       ]),
     ]),

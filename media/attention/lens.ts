@@ -38,7 +38,7 @@ function detail(run: LensRun, l: number, s: number, high: Rgba): HTMLElement {
 }
 
 /** Paints the lens table to a canvas (PNG export): header row of positions, one row per layer. */
-function tablePng(run: LensRun, theme: HeatmapTheme, high: Rgba, title: string): string {
+function tablePng(run: LensRun, theme: HeatmapTheme, high: Rgba, answerColor: Rgba, title: string): string {
   const dpr = Math.max(1, window.devicePixelRatio || 1);
   const S = run.tokens.strings.length;
   const L = run.layers.length;
@@ -85,9 +85,11 @@ function tablePng(run: LensRun, theme: HeatmapTheme, high: Rgba, title: string):
       ctx.strokeRect(x + 0.5, y + 0.5, cw - 1, rh - 1);
       const isAnswer = top[0]?.id === run.answer.id;
       if (isAnswer) {
-        ctx.strokeStyle = toCss(theme.mark);
+        ctx.strokeStyle = toCss(answerColor);
         ctx.lineWidth = 2;
-        ctx.strokeRect(x + 2, y + 2, cw - 4, rh - 4);
+        ctx.setLineDash([4, 3]);
+        ctx.strokeRect(x + 3, y + 3, cw - 6, rh - 6);
+        ctx.setLineDash([]);
       }
       const fg = readableOn(bg);
       ctx.fillStyle = toCss(fg);
@@ -115,7 +117,7 @@ export const renderLens: View<LensRun> = (root, run, ctx) => {
       facts([
         ['Answer', answerBadge(run.answer.text), h('span', { class: 'muted' }, ` id ${run.answer.id}`)],
         ['p(answer)', 'at the last position after the final layer ', h('strong', {}, num(last?.pAnswer[S - 1] ?? NaN))],
-        ['Top-1 from', firstAnswer < 0 ? 'the answer is never the top-1 token at the last position' : `layer ${run.layers[firstAnswer].layer} on, the answer is the top-1 at the last position`],
+        ['First top-1', firstAnswer < 0 ? 'the answer is never the top-1 token at the last position' : `layer ${run.layers[firstAnswer].layer} is the first whose top-1 at the last position is the answer`],
         modelFact(run),
       ]),
     ]),
@@ -133,6 +135,8 @@ export const renderLens: View<LensRun> = (root, run, ctx) => {
     const next = detail(run, l, s, high);
     shown.replaceWith(next);
     shown = next;
+    for (const row of cells) for (const c of row) c.classList.remove('att-selected');
+    cells[l]?.[s]?.classList.add('att-selected');
     ctx.setState({ cell: [l, s] });
   };
   run.layers.forEach((layer, l) => {
@@ -144,16 +148,18 @@ export const renderLens: View<LensRun> = (root, run, ctx) => {
       paintCell(td, t?.p ?? NaN, [0, 1], ctx.theme.background, high);
       td.addEventListener('focus', () => select(l, s));
       td.addEventListener('click', () => select(l, s));
+      td.addEventListener('dblclick', () => ctx.reveal(layer.layer, undefined, 'block'));
       return td;
     });
     cells.push(tds);
     body.append(h('tr', {}, h('th', { scope: 'row' }, `Layer ${layer.layer}`), ...tds));
   });
-  gridNavigation(cells, (l) => ctx.reveal(run.layers[l].layer));
+  gridNavigation(cells, (l) => ctx.reveal(run.layers[l].layer, undefined, 'block'));
+  cells[at[0]]?.[at[1]]?.classList.add('att-selected');
   const thead = h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Layer'), ...tokens.map((s, i) => h('th', { scope: 'col', class: 'mono', title: `position ${i}` }, tokenText(s)))));
-  const caption = h('caption', {}, `Each cell: the top-1 next token read from that layer's residual stream at that position, and its probability; cells whose top-1 is the answer ${quoteToken(run.answer.text)} are outlined. Arrow keys move; the focused cell's top ${run.topK} show below; Enter reveals the layer in the Layer Explorer.`);
+  const caption = h('caption', {}, `Each cell: the top-1 next token read from that layer's residual stream at that position, and its probability; cells whose top-1 is the answer ${quoteToken(run.answer.text)} have a dashed outline. Arrow keys move; the focused cell's top ${run.topK} show below; Enter or a double click reveals the layer in the Layer Explorer.`);
   sec.append(h('div', { class: 'table-wrap' }, h('table', { class: 'att-table att-lens' }, caption, thead, body)), shown);
-  head.append(button('Export PNG', () => ctx.exportPng('top1', tablePng(run, ctx.theme, high, `Logit lens: ${run.prompt}`)), { title: 'Save the table as PNG' }));
+  head.append(button('Export PNG', () => ctx.exportPng('top1', tablePng(run, ctx.theme, high, accent('green'), `Logit lens: ${run.prompt}`)), { title: 'Save the table as PNG' }));
 
   // p(answer) per layer and position.
   const { section: sec2, head: head2 } = section('lens-answer-title', `p(answer ${quoteToken(run.answer.text)}) per layer and position`);
@@ -171,7 +177,7 @@ export const renderLens: View<LensRun> = (root, run, ctx) => {
       c2.push(tds);
       b2.append(h('tr', {}, h('th', { scope: 'row' }, `Layer ${layer.layer}`), ...tds));
     });
-    gridNavigation(c2, (l) => ctx.reveal(run.layers[l].layer));
+    gridNavigation(c2, (l) => ctx.reveal(run.layers[l].layer, undefined, 'block'));
     sec2.append(h('div', { class: 'table-wrap' }, h('table', { class: 'att-table' }, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Layer'), ...tokens.map((s) => h('th', { scope: 'col', class: 'mono' }, tokenText(s))))), b2)));
   } else {
     const m = new Heatmap(sec2, {
@@ -188,7 +194,7 @@ export const renderLens: View<LensRun> = (root, run, ctx) => {
       format: (v) => num(v, 2),
       ariaLabel: `p(answer) per layer and position, ${L} layers by ${S} positions; at the last position after the final layer ${num(last?.pAnswer[S - 1] ?? NaN)}.`,
       tooltip: (l, s, v) => ({ title: `Layer ${run.layers[l].layer} · ${quoteToken(tokens[s])}`, lines: [`p(answer) ${num(v)}`, `top-1 ${quoteToken(run.layers[l].top[s][0]?.token ?? '')} ${num(run.layers[l].top[s][0]?.p ?? NaN)}`] }),
-      onClick: (l) => ctx.reveal(run.layers[l].layer),
+      onClick: (l) => ctx.reveal(run.layers[l].layer, undefined, 'block'),
     });
     heatmaps.push(m);
     sec2.style.maxWidth = `${m.maxWidth}px`;

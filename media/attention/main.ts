@@ -51,8 +51,8 @@ const ctx: ViewContext = {
   get state() {
     return state;
   },
-  reveal(layer, head) {
-    rpc.request({ method: 'reveal', layer, head }).catch(failed('Reveal'));
+  reveal(layer, head, part) {
+    rpc.request({ method: 'reveal', layer, head, part }).catch(failed('Reveal'));
   },
   exportData(format) {
     rpc

@@ -83,7 +83,8 @@ function nodeTarget(node: ExplorerNode): { layer?: number; head?: number; error?
 }
 
 export function register(s: Services): { disposables: vscode.Disposable[]; api: AttentionApi } {
-  const reveal = (modelPath: string, layer: number, head?: number): Promise<boolean> => s.reveal(modelPath, layer, 'attention', head);
+  const reveal = (modelPath: string, layer: number, head?: number, part?: 'block' | 'attention'): Promise<boolean> =>
+    s.reveal(modelPath, layer, part === 'block' ? undefined : 'attention', head);
   const show = (run: AttentionRun, focus?: Focus, reuse = false): void => void AttentionPanel.show(run, s.context.extensionUri, reveal, focus, reuse);
   /** Runs already computed this session: model, prompt and layer -> run id (head clicks reuse them). */
   const patternRuns = new Map<string, string>();

@@ -11,8 +11,8 @@ import { webviewHtml, webviewOptions } from '../shared/html';
 import { attentionCsv, runTitle } from './protocol';
 import type { AttentionRequest, AttentionResponses, AttentionRun, AttentionViewState, Focus, FromWebview, ToWebview } from './protocol';
 
-/** Reveals a block (its attention, one head) in the Layer Explorer. */
-export type RevealHead = (modelPath: string, layer: number, head?: number) => Promise<boolean>;
+/** Reveals a block (its attention, one head; or the block itself) in the Layer Explorer. */
+export type RevealHead = (modelPath: string, layer: number, head?: number, part?: 'block' | 'attention') => Promise<boolean>;
 
 export class AttentionPanel {
   static readonly viewType = 'mechanist.attention';
@@ -102,7 +102,7 @@ export class AttentionPanel {
       case 'ready':
         return { run: this.run, focus: this.focus };
       case 'reveal':
-        return { revealed: await this.reveal(this.run.modelPath, r.layer, r.head) };
+        return { revealed: await this.reveal(this.run.modelPath, r.layer, r.head, r.part) };
       case 'export':
         return { saved: await this.export(r) };
     }

@@ -54,8 +54,8 @@ export interface Focus {
 export type AttentionRequest =
   /** First message: returns the run to show and what to focus. */
   | { method: 'ready' }
-  /** A cell was clicked: reveal the block (and head) in the Layer Explorer. */
-  | { method: 'reveal'; layer: number; head?: number }
+  /** A cell was clicked: reveal the block's attention (and head), or with part 'block' the block, in the Layer Explorer. */
+  | { method: 'reveal'; layer: number; head?: number; part?: 'block' | 'attention' }
   /** Save the numbers (csv/json) or a figure (png, as a data URL) to a file the user picks; `name` suffixes the file name. */
   | { method: 'export'; format: 'csv' | 'json' | 'png'; name?: string; pngDataUrl?: string };
 
