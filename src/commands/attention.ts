@@ -57,6 +57,8 @@ export interface AttentionApi {
   lens(modelPath: string, inputs: LensInputs): Promise<LensRun | undefined>;
   /** Open attention panels: the run each shows. */
   attentionPanels(): { runId: string; kind: AttentionKind }[];
+  /** Runs what clicking a head in the Layer Explorer runs (its tree item's command); the model must be open. */
+  clickHead(modelPath: string, layer: number, head: number): Promise<unknown>;
 }
 
 const KINDS: AttentionKind[] = ['patterns', 'knockout', 'contributions', 'lens'];
@@ -266,6 +268,12 @@ export function register(s: Services): { disposables: vscode.Disposable[]; api: 
         return model ? lens(model, inputs) : undefined;
       },
       attentionPanels: () => AttentionPanel.panels().map((p) => ({ runId: p.runId, kind: p.kind })),
+      clickHead: async (modelPath, layer, head) => {
+        const node = s.explorer.findBlock(modelPath, layer, 'attention', head);
+        const command = node?.kind === 'head' ? node.toTreeItem().command : undefined;
+        if (!command) throw new Error(`no clickable head ${head} of layer ${layer} in the Layer Explorer`);
+        return vscode.commands.executeCommand(command.command, ...(command.arguments ?? []));
+      },
     },
   };
 }

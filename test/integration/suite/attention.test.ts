@@ -37,6 +37,7 @@ interface Api {
     inputs: { prompt: string; target?: string; topK?: number },
   ): Promise<{ id: string; kind: string; answer: { id: number; text: string }; topK: number; layers: { layer: number; top: { id: number; token: string; p: number }[][]; pAnswer: number[] }[] } | undefined>;
   attentionPanels(): { runId: string; kind: string }[];
+  clickHead(modelPath: string, layer: number, head: number): Promise<unknown>;
   engine: { request(method: string, params: unknown): Promise<unknown> };
 }
 
@@ -116,6 +117,19 @@ describe('Attention features', function () {
     // The same prompt and layer again (another head) reuse the stored run and its panel.
     const again = await mech.attention(model, { prompt: PROMPT, layer: 1, head: 0 });
     assert.equal(again?.id, run.id, 'a second head of the same layer recomputed');
+  });
+
+  it('clicking a head in the Layer Explorer shows its pattern for the last prompt, in the same panel', async () => {
+    const before = mech.attentionPanels().filter((p) => p.kind === 'patterns').length;
+    const run = (await mech.clickHead(model, 2, 1)) as { id: string; kind: string; layer: number; prompt: string } | undefined;
+    assert.ok(run, 'the head click showed nothing (untrusted workspace, or an error notification)');
+    assert.equal(run.kind, 'patterns');
+    assert.equal(run.layer, 2);
+    assert.equal(run.prompt, PROMPT, 'the head click did not reuse the last prompt');
+    const ref = await cli<{ patterns: number[][][] }>('attention', model, '--prompt', PROMPT, '--layer', '2', '--head', '1');
+    close((run as unknown as { patterns: number[][][] }).patterns[1], ref.patterns[0], 'head 1 of layer 2');
+    const panels = await until('the patterns panel to show the clicked layer', () => mech.attentionPanels(), (p) => p.some((x) => x.runId === run.id));
+    assert.equal(panels.filter((p) => p.kind === 'patterns').length, Math.max(1, before), 'a head click opened another patterns panel instead of reusing the open one');
   });
 
   it('knockout: the whole subject and each of its tokens equal the CLI', async () => {
