@@ -8,6 +8,8 @@ import * as attention from './commands/attention';
 import type { AttentionApi } from './commands/attention';
 import * as causalTrace from './commands/causalTrace';
 import * as decompose from './commands/decompose';
+import * as editConcept from './commands/editConcept';
+import type { EditApi } from './commands/editConcept';
 import type { DecomposeInputs } from './commands/decompose';
 import * as localize from './commands/localize';
 import type { LocalizeInputs } from './commands/localize';
@@ -34,7 +36,7 @@ import { TracePanel } from './webviews/trace/panel';
 import type { TraceRun } from './webviews/trace/protocol';
 
 /** What the extension exports (used by the integration tests and other extensions). */
-export interface MechanistApi extends AttentionApi {
+export interface MechanistApi extends AttentionApi, EditApi {
   models(): { path: string; family: string; layers: number; heads: number; id: string }[];
   treeSnapshot(): Promise<SnapshotNode[]>;
   /** The selected Layer Explorer node's label, if any. */
@@ -100,6 +102,7 @@ export function activate(context: vscode.ExtensionContext): MechanistApi {
   const decomposeFeature = decompose.register(services);
   const localizeFeature = localize.register(services);
   const attentionFeature = attention.register(services);
+  const editFeature = editConcept.register(services);
 
   context.subscriptions.push(
     { dispose: () => engine.dispose() },
@@ -124,6 +127,7 @@ export function activate(context: vscode.ExtensionContext): MechanistApi {
     ...decomposeFeature.disposables,
     ...localizeFeature.disposables,
     ...attentionFeature.disposables,
+    ...editFeature.disposables,
   );
 
   return {
@@ -145,6 +149,7 @@ export function activate(context: vscode.ExtensionContext): MechanistApi {
     },
     engine,
     ...attentionFeature.api,
+    ...editFeature.api,
   };
 }
 

@@ -2,6 +2,7 @@
 import { attentionHandlers } from './methods/attention';
 import { coreHandlers } from './methods/core';
 import { decomposeHandlers } from './methods/decompose';
+import { editHandlers } from './methods/edit';
 import { localizeHandlers } from './methods/localize';
 import type { AllHandlers } from './methods/state';
 import { EngineState } from './methods/state';
@@ -18,5 +19,6 @@ export function createHandlers(): AllHandlers {
     ...attentionHandlers(state),
     ...decomposeHandlers(state),
     ...localizeHandlers(state),
+    ...editHandlers(state),
   };
 }

@@ -5,6 +5,7 @@
  */
 import type { ModelSummary } from '../runtime/inspect';
 import type { DecomposeMethods } from './methods/decompose';
+import type { EditMethods } from './methods/edit';
 import type { LocalizeMethods } from './methods/localize';
 import type { AttentionMethods } from './methods/attention';
 import type { TraceMethods } from './methods/trace';
@@ -20,7 +21,7 @@ export interface OpenedModel extends ModelSummary {
  * Every request the engine serves: params and result per method. Method groups live beside
  * their handlers in engine/methods/<group>.ts and are joined here, one `extends` each.
  */
-export interface EngineMethods extends CoreMethods, TraceMethods, AttentionMethods, DecomposeMethods, LocalizeMethods {}
+export interface EngineMethods extends CoreMethods, TraceMethods, AttentionMethods, DecomposeMethods, LocalizeMethods, EditMethods {}
 
 /** Opening models and the engine's own state. */
 export interface CoreMethods {
