@@ -1639,15 +1639,29 @@ class BartForConditionalGeneration(nn.Module):
                 'cross_attn_o': [l.encoder_attn.out_proj for l in ls]}
 
 
+class _BartPart(nn.Module):
+    """`model` of the optimum-style exports: holds `shared` and one of `encoder` / `decoder`, so the
+    exporter's scope names (/model/decoder/layers.0/...) match the parameter names."""
+
+    def __init__(self, full, part):
+        super().__init__()
+        self.shared = full.model.shared
+        setattr(self, part, getattr(full.model, part))
+        self.part = part
+
+    def forward(self, *args):
+        return getattr(self, self.part)(*args)
+
+
 class BartEncoderExport(nn.Module):
     """optimum-style encoder_model: input_ids, attention_mask -> last_hidden_state."""
 
     def __init__(self, full):
         super().__init__()
-        self.model = full.model
+        self.model = _BartPart(full, 'encoder')
 
     def forward(self, input_ids, attention_mask):
-        return self.model.encoder(input_ids, attention_mask)
+        return self.model(input_ids, attention_mask)
 
 
 class BartDecoderExport(nn.Module):
@@ -1655,12 +1669,12 @@ class BartDecoderExport(nn.Module):
 
     def __init__(self, full):
         super().__init__()
-        self.model = full.model
+        self.model = _BartPart(full, 'decoder')
         self.lm_head = full.lm_head
         self.register_buffer('final_logits_bias', full.final_logits_bias.clone())
 
     def forward(self, input_ids, encoder_hidden_states, encoder_attention_mask):
-        h = self.model.decoder(input_ids, encoder_hidden_states, encoder_attention_mask)
+        h = self.model(input_ids, encoder_hidden_states, encoder_attention_mask)
         return self.lm_head(h) + self.final_logits_bias
 
 
