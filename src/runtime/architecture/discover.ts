@@ -14,6 +14,7 @@ import { findLinear } from './linear';
 import { ModuleIndex } from './modules';
 import type { Architecture, AttentionInfo, BlockInfo, Component, Family, HookPoint, LinearInfo } from './types';
 
+const FUSED_NORMS = new Set(['SkipLayerNormalization', 'SkipSimplifiedLayerNormalization', 'EmbedLayerNormalization']);
 const FUSED_ATTENTION = new Set(['Attention', 'MultiHeadAttention', 'GroupQueryAttention', 'PackedAttention', 'PackedMultiHeadAttention', 'DecoderMaskedMultiHeadAttention', 'SparseAttention']);
 
 /** A role that could not be resolved; makes the adapter give up on this graph. */
@@ -121,7 +122,7 @@ function resolveFamily(idx: ModuleIndex, spec: FamilySpec, stacks: FoundStack[])
 
   const family: Family = spec.family;
   const fused = [...new Set(blocks.map((b) => b.attention?.fused).filter(Boolean))];
-  if (fused.length) notices.push(`Attention is fused into ${fused.join(', ')} ops: block-level hook points only; per-head patterns and knockouts need an unfused export.`);
+  if (fused.length) notices.push(`Attention is fused into ${fused.join(', ')} ops: per-head patterns, knockouts and contributions need an unfused export.`);
 
   const arch: Architecture = {
     family,
@@ -146,6 +147,17 @@ function resolveFamily(idx: ModuleIndex, spec: FamilySpec, stacks: FoundStack[])
   // BART-style decoders may have no final norm; the other families always do.
   if (!arch.finalNorm && spec.finalNorm.length && spec.family !== 'encoder-decoder') notices.push('Final norm not found.');
   arch.hookPoints = findHooks(idx, arch, tokenEmbed, embeddingPaths, spec.family);
+  // onnxruntime's fused norms (SkipLayerNormalization & co.) add the residual inside the norm
+  // kernel and hand on both the sum and the normalised value; module boundaries then no longer
+  // tell which is the residual stream, and unscoped graphs name blocks only through their
+  // weights. Rather than offer hook points that may be wrong, offer the ones that cannot be.
+  const fusedNorms = [...new Set(idx.graph.nodes.filter((n) => FUSED_NORMS.has(n.op_type)).map((n) => n.op_type))];
+  if (fusedNorms.length || (!idx.scoped && fused.length)) {
+    const safe = /\.hook_attn_out$|\.hook_cross_attn_out$/;
+    const dropped = arch.hookPoints.filter((h) => !safe.test(h.name)).length;
+    arch.hookPoints = idx.scoped ? arch.hookPoints.filter((h) => safe.test(h.name)) : [];
+    if (dropped) notices.push(`Residual-stream hook points are not offered: ${fusedNorms.length ? `the graph fuses norms with the residual addition (${fusedNorms.join(', ')})` : 'the graph carries no module scopes'}; any tensor can still be captured by its ONNX name.`);
+  }
   return arch;
 }
 
