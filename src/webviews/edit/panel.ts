@@ -3,11 +3,9 @@
  * open, discard, save as, reveal, export) through the feature's EditHost and restores itself
  * after a reload from the stored run.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import * as vscode from 'vscode';
-import { webviewHtml, webviewOptions } from '../shared/html';
-import type { EditFileState, EditRequest, EditResponses, EditRun, EditView, EditViewState, FromWebview, ToWebview } from './protocol';
+import type * as vscode from 'vscode';
+import { RunPanel, createPanel, fileSafe, registerRestorer, saveExport } from '../shared/runPanel';
+import type { EditFileState, EditRequest, EditResponses, EditRun, EditView, EditViewState, ToWebview } from './protocol';
 
 /** What the panel's buttons do (commands/editConcept.ts implements them). */
 export interface EditHost {
@@ -23,23 +21,17 @@ export interface EditHost {
   reveal(run: EditRun): Promise<boolean>;
 }
 
-export class EditPanel {
+export class EditPanel extends RunPanel<EditRequest, Exclude<ToWebview, { type: 'response' }>> {
   static readonly viewType = 'mechanist.edit';
   private static readonly open = new Map<string, EditPanel>();
-  /** Whether the webview has asked for its run (its script loaded and ran). */
-  loaded = false;
 
   private constructor(
-    readonly panel: vscode.WebviewPanel,
+    panel: vscode.WebviewPanel,
     private readonly run: EditRun,
     extensionUri: vscode.Uri,
     private readonly host: EditHost,
   ) {
-    panel.webview.options = webviewOptions(extensionUri);
-    panel.webview.html = webviewHtml(panel.webview, extensionUri, 'edit', panel.title);
-    panel.iconPath = vscode.Uri.joinPath(extensionUri, 'media', 'icon.svg');
-    panel.webview.onDidReceiveMessage((m: FromWebview) => void this.onMessage(m));
-    panel.onDidDispose(() => EditPanel.open.delete(run.id));
+    super(panel, extensionUri, 'edit', () => EditPanel.open.delete(run.id));
     EditPanel.open.set(run.id, this);
   }
 
@@ -50,22 +42,15 @@ export class EditPanel {
       existing.panel.reveal();
       return existing;
     }
-    const panel = vscode.window.createWebviewPanel(EditPanel.viewType, title(run), vscode.ViewColumn.Active, webviewOptions(extensionUri));
+    const panel = createPanel(EditPanel.viewType, title(run), extensionUri);
     return new EditPanel(panel, run, extensionUri, host);
   }
 
   /** Restores panels after a window reload from their persisted state. */
   static registerSerializer(load: (runId: string) => EditRun | undefined, extensionUri: vscode.Uri, host: EditHost): vscode.Disposable {
-    return vscode.window.registerWebviewPanelSerializer(EditPanel.viewType, {
-      async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: EditViewState | undefined) {
-        const run = state?.runId ? load(state.runId) : undefined;
-        if (!run) {
-          panel.webview.html = '<p>This concept-edit run is no longer stored.</p>';
-          return;
-        }
-        panel.title = title(run);
-        new EditPanel(panel, run, extensionUri, host);
-      },
+    return registerRestorer<EditViewState, EditRun>(EditPanel.viewType, 'concept-edit', load, (panel, run) => {
+      panel.title = title(run);
+      new EditPanel(panel, run, extensionUri, host);
     });
   }
 
@@ -91,24 +76,9 @@ export class EditPanel {
     this.post({ type: 'update', view: this.view() });
   }
 
-  private post(m: ToWebview): void {
-    void this.panel.webview.postMessage(m);
-  }
-
-  private async onMessage(m: FromWebview): Promise<void> {
-    if (m?.type !== 'request') return;
-    try {
-      const result = await this.handle(m.request);
-      this.post({ type: 'response', id: m.id, result });
-    } catch (e) {
-      this.post({ type: 'response', id: m.id, error: e instanceof Error ? e.message : String(e) });
-    }
-  }
-
-  private async handle(r: EditRequest): Promise<EditResponses[EditRequest['method']]> {
+  protected async handle(r: EditRequest): Promise<EditResponses[EditRequest['method']]> {
     switch (r.method) {
       case 'ready':
-        this.loaded = true;
         return this.view();
       case 'open':
         return { opened: await this.host.open(this.run) };
@@ -118,19 +88,11 @@ export class EditPanel {
         return { saved: await this.host.saveAs(this.run) };
       case 'reveal':
         return { revealed: await this.host.reveal(this.run) };
-      case 'export':
-        return { saved: await this.export() };
+      case 'export': {
+        const base = `concept-edit-${fileSafe(`${this.run.result.source}-to-${this.run.result.target}`)}`;
+        return { saved: await saveExport(this.run.modelPath, base, 'json', () => JSON.stringify({ ...this.run, file: this.host.file(this.run) }, null, 1)) };
+      }
     }
-  }
-
-  private async export(): Promise<string | undefined> {
-    const r = this.run.result;
-    const base = `concept-edit-${`${r.source}-to-${r.target}`.replace(/[^\w-]+/g, '_')}`;
-    const folder = vscode.workspace.workspaceFolders?.[0]?.uri ?? vscode.Uri.file(path.dirname(this.run.modelPath));
-    const target = await vscode.window.showSaveDialog({ defaultUri: vscode.Uri.joinPath(folder, `${base}.json`), filters: { JSON: ['json'] } });
-    if (!target) return undefined;
-    fs.writeFileSync(target.fsPath, JSON.stringify({ ...this.run, file: this.host.file(this.run) }, null, 1));
-    return target.fsPath;
   }
 }
 

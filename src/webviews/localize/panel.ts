@@ -2,12 +2,11 @@
  * The localization panel (host side): serves media/localize, answers the webview's requests
  * (ready, reveal, edit, export) and restores itself after a reload from the stored run.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { webviewHtml, webviewOptions } from '../shared/html';
+import { RunPanel, createPanel, fileSafe, registerRestorer, saveExport } from '../shared/runPanel';
 import { localizeCsv, windowOf } from './protocol';
-import type { EditConceptArgs, FromWebview, LocalizeRequest, LocalizeResponses, LocalizeRun, LocalizeViewState, ToWebview } from './protocol';
+import type { EditConceptArgs, LocalizeRequest, LocalizeResponses, LocalizeRun, LocalizeViewState } from './protocol';
 
 /** Reveals the cross-attention of a decoder block in the Layer Explorer. */
 export type RevealCross = (modelPath: string, block: number) => Promise<boolean>;
@@ -15,23 +14,17 @@ export type RevealCross = (modelPath: string, block: number) => Promise<boolean>
 /** The command of the concept-edit flow (another feature); the panel runs it when it exists. */
 export const EDIT_COMMAND = 'mechanist.editConcept';
 
-export class LocalizePanel {
+export class LocalizePanel extends RunPanel<LocalizeRequest, never> {
   static readonly viewType = 'mechanist.localize';
   private static readonly open = new Map<string, LocalizePanel>();
-  /** Whether the webview has asked for its run (its script loaded and ran). */
-  loaded = false;
 
   private constructor(
-    readonly panel: vscode.WebviewPanel,
+    panel: vscode.WebviewPanel,
     private readonly run: LocalizeRun,
     extensionUri: vscode.Uri,
     private readonly reveal: RevealCross,
   ) {
-    panel.webview.options = webviewOptions(extensionUri);
-    panel.webview.html = webviewHtml(panel.webview, extensionUri, 'localize', panel.title);
-    panel.iconPath = vscode.Uri.joinPath(extensionUri, 'media', 'icon.svg');
-    panel.webview.onDidReceiveMessage((m: FromWebview) => void this.onMessage(m));
-    panel.onDidDispose(() => LocalizePanel.open.delete(run.id));
+    super(panel, extensionUri, 'localize', () => LocalizePanel.open.delete(run.id));
     LocalizePanel.open.set(run.id, this);
   }
 
@@ -42,22 +35,15 @@ export class LocalizePanel {
       existing.panel.reveal();
       return existing;
     }
-    const panel = vscode.window.createWebviewPanel(LocalizePanel.viewType, title(run), vscode.ViewColumn.Active, webviewOptions(extensionUri));
+    const panel = createPanel(LocalizePanel.viewType, title(run), extensionUri);
     return new LocalizePanel(panel, run, extensionUri, reveal);
   }
 
   /** Restores panels after a window reload from their persisted state. */
   static registerSerializer(load: (runId: string) => LocalizeRun | undefined, extensionUri: vscode.Uri, reveal: RevealCross): vscode.Disposable {
-    return vscode.window.registerWebviewPanelSerializer(LocalizePanel.viewType, {
-      async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: LocalizeViewState | undefined) {
-        const run = state?.runId ? load(state.runId) : undefined;
-        if (!run) {
-          panel.webview.html = '<p>This localization run is no longer stored.</p>';
-          return;
-        }
-        panel.title = title(run);
-        new LocalizePanel(panel, run, extensionUri, reveal);
-      },
+    return registerRestorer<LocalizeViewState, LocalizeRun>(LocalizePanel.viewType, 'localization', load, (panel, run) => {
+      panel.title = title(run);
+      new LocalizePanel(panel, run, extensionUri, reveal);
     });
   }
 
@@ -88,24 +74,9 @@ export class LocalizePanel {
     return { started: true };
   }
 
-  private post(m: ToWebview): void {
-    void this.panel.webview.postMessage(m);
-  }
-
-  private async onMessage(m: FromWebview): Promise<void> {
-    if (m?.type !== 'request') return;
-    try {
-      const result = await this.handle(m.request);
-      this.post({ type: 'response', id: m.id, result });
-    } catch (e) {
-      this.post({ type: 'response', id: m.id, error: e instanceof Error ? e.message : String(e) });
-    }
-  }
-
-  private async handle(r: LocalizeRequest): Promise<LocalizeResponses[LocalizeRequest['method']]> {
+  protected async handle(r: LocalizeRequest): Promise<LocalizeResponses[LocalizeRequest['method']]> {
     switch (r.method) {
       case 'ready':
-        this.loaded = true;
         return this.run;
       case 'reveal': {
         const block = this.run.result.blocks[r.start];
@@ -113,26 +84,11 @@ export class LocalizePanel {
       }
       case 'edit':
         return this.edit(r.start);
-      case 'export':
-        return { saved: await this.export(r) };
+      case 'export': {
+        const text = (): string => (r.format === 'json' ? JSON.stringify(this.run, null, 1) : localizeCsv(this.run));
+        return { saved: await saveExport(this.run.modelPath, `localization-${fileSafe(path.basename(this.run.modelPath, '.onnx'))}`, r.format, text, r.pngDataUrl) };
+      }
     }
-  }
-
-  private async export(r: Extract<LocalizeRequest, { method: 'export' }>): Promise<string | undefined> {
-    const base = `localization-${path.basename(this.run.modelPath, '.onnx').replace(/[^\w-]+/g, '_')}`;
-    const folder = vscode.workspace.workspaceFolders?.[0]?.uri ?? vscode.Uri.file(path.dirname(this.run.modelPath));
-    const target = await vscode.window.showSaveDialog({ defaultUri: vscode.Uri.joinPath(folder, `${base}.${r.format}`), filters: { [r.format.toUpperCase()]: [r.format] } });
-    if (!target) return undefined;
-    let bytes: Uint8Array;
-    if (r.format === 'json') bytes = Buffer.from(JSON.stringify(this.run, null, 1));
-    else if (r.format === 'csv') bytes = Buffer.from(localizeCsv(this.run));
-    else {
-      const m = /^data:image\/png;base64,(.+)$/.exec(r.pngDataUrl ?? '');
-      if (!m) throw new Error('no PNG data');
-      bytes = Buffer.from(m[1], 'base64');
-    }
-    fs.writeFileSync(target.fsPath, bytes);
-    return target.fsPath;
   }
 }
 
