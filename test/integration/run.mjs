@@ -12,10 +12,11 @@
 // Options: --suite-only, --ui-only, --vsix (install the packaged .vsix instead of a link),
 //          --keep (keep the scratch folder), --grep <re> (both layers).
 // Environment: CHROMIUM_PATH (default /usr/bin/chromium), MECHANIST_IT_TIMEOUT_S (600, counted from
-//              the end of the code-server install), MECHANIST_SUITE_TIMEOUT_S (180).
+//              the end of the code-server install), MECHANIST_SUITE_TIMEOUT_S (180),
+//              MECHANIST_IT_ARTIFACTS (test/integration/artifacts).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, appendFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import Mocha from 'mocha';
 import { bundleSuite, makeWorkspace } from './lib/prepare.mjs';
@@ -26,7 +27,9 @@ const argv = process.argv.slice(2);
 const flag = (f) => argv.includes(f);
 const grep = argv.includes('--grep') ? argv[argv.indexOf('--grep') + 1] : undefined;
 const here = join(repoRoot, 'test', 'integration');
-const artifacts = join(here, 'artifacts');
+// MECHANIST_IT_ARTIFACTS: another folder for screenshots and logs (e.g. so that a run of one
+// test does not wipe the artifacts of a full run in progress).
+const artifacts = process.env.MECHANIST_IT_ARTIFACTS ? resolve(process.env.MECHANIST_IT_ARTIFACTS) : join(here, 'artifacts');
 const totals = { passed: 0, failed: 0 };
 const t0 = Date.now();
 const secs = () => ((Date.now() - t0) / 1000).toFixed(1);
