@@ -118,7 +118,7 @@ export async function runTrace(engine: EngineClient, runs: RunStore, model: Open
         );
       },
     );
-    const stored = runs.add<TraceData>('trace', model.path, `${inputs.subject} → ${results[0]?.answer.text ?? '?'}`, { prompt: inputs.prompt, subject: inputs.subject, results });
+    const stored = runs.add<TraceData>('trace', model.path, `${inputs.subject} → ${results[0]?.answer.text.trim() ?? '?'}`, { prompt: inputs.prompt, subject: inputs.subject, results });
     return traceRun(stored);
   } catch (e) {
     if (e instanceof EngineError && e.kind === 'cancelled') {
