@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import * as vscode from 'vscode';
+import { until } from './until';
 
 const EXTENSION_ID = 'mechanist.mechanist';
 const PROMPT = 'The home city of Zorwynquill is';
@@ -77,17 +78,6 @@ async function api(): Promise<Api> {
   const exports = await ext.activate();
   assert.equal(typeof exports.attention, 'function', 'the API has no attention()');
   return exports;
-}
-
-async function until<T>(what: string, fn: () => T, ok: (v: T) => boolean, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last = fn();
-  while (!ok(last)) {
-    if (Date.now() > end) assert.fail(`timed out after ${ms} ms waiting for ${what}; last value: ${JSON.stringify(last)?.slice(0, 300)}`);
-    await new Promise((r) => setTimeout(r, 200));
-    last = fn();
-  }
-  return last;
 }
 
 describe('Attention features', function () {

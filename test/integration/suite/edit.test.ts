@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { until } from './until';
 
 const EXTENSION_ID = 'mechanist.mechanist';
 const TOL = 1e-4;
@@ -102,17 +103,6 @@ async function api(): Promise<Api> {
   const exports = await ext.activate();
   assert.equal(typeof exports.edit, 'function', 'the API has no edit()');
   return exports;
-}
-
-async function until<T>(what: string, fn: () => T, ok: (v: T) => boolean, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last = fn();
-  while (!ok(last)) {
-    if (Date.now() > end) assert.fail(`timed out after ${ms} ms waiting for ${what}; last value: ${JSON.stringify(last)?.slice(0, 300)}`);
-    await new Promise((r) => setTimeout(r, 200));
-    last = fn();
-  }
-  return last;
 }
 
 describe('Concept edit', function () {

@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { until } from './until';
 
 const EXTENSION_ID = 'mechanist.mechanist';
 
@@ -95,17 +96,6 @@ async function api(): Promise<MechanistApi> {
   const exports = await ext.activate();
   assert.ok(exports && typeof exports.models === 'function' && typeof exports.treeSnapshot === 'function', 'activate() must return { models(), treeSnapshot() }');
   return exports;
-}
-
-async function until<T>(what: string, fn: () => T | Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: T = await fn();
-  while (!ok(last)) {
-    if (Date.now() > end) assert.fail(`timed out after ${ms} ms waiting for ${what}; last value: ${JSON.stringify(last)?.slice(0, 500)}`);
-    await new Promise((r) => setTimeout(r, 200));
-    last = await fn();
-  }
-  return last;
 }
 
 describe('Mechanist extension', () => {
