@@ -9,7 +9,8 @@
 //      (b) runs the UI tests (test/integration/ui/*.test.mjs) that click like a person, in a
 //      light and a dark theme, saving screenshots under test/integration/artifacts/;
 //   4. always stops every code-server process group; exits non-zero when anything failed.
-// Options: --suite-only, --ui-only, --vsix (install the packaged .vsix instead of a link),
+// Options: --suite-only, --ui-only, --vsix (the packaged .vsix for the in-host suite too; the
+// UI tests always use it), --link (the source folder for the UI tests too),
 //          --keep (keep the scratch folder), --grep <re> (both layers).
 // Environment: CHROMIUM_PATH (default /usr/bin/chromium), MECHANIST_IT_TIMEOUT_S (600, counted from
 //              the end of the code-server install), MECHANIST_SUITE_TIMEOUT_S (180),
@@ -52,7 +53,7 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 function packageVsix(scratch) {
   const file = join(scratch, 'mechanist.vsix');
   const t = Date.now();
-  execFileSync(process.execPath, [join(repoRoot, 'node_modules', '@vscode', 'vsce', 'vsce'), 'package', '--allow-missing-repository', '--skip-license', '--out', file], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync(process.execPath, [join(repoRoot, 'node_modules', '@vscode', 'vsce', 'vsce'), 'package', '--allow-missing-repository', '--skip-license', '--no-rewrite-relative-links', '--out', file], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] });
   log(`packaged ${file}: ${(statSync(file).size / 1e6).toFixed(1)} MB in ${((Date.now() - t) / 1000).toFixed(1)} s`);
   return file;
 }
@@ -161,6 +162,9 @@ async function main() {
     scratch,
     workspace: makeWorkspace(repoRoot, join(scratch, 'workspace')),
     artifacts,
+    // The in-host suite loads the extension from the source folder; the UI tests use the
+    // packaged .vsix, installed as a user would (--link: the source folder for both, faster;
+    // --vsix: the .vsix for both).
     extension: flag('--vsix') ? { mode: 'vsix', file: packageVsix(scratch) } : { mode: 'link', folder: repoRoot },
     env: {
       MECHANIST_REPO_ROOT: repoRoot,
@@ -173,7 +177,10 @@ async function main() {
   writeFileSync(join(artifacts, 'suite-output.txt'), '');
   try {
     if (!flag('--ui-only')) await runSuite(testsEntry);
-    if (!flag('--suite-only')) await runUi();
+    if (!flag('--suite-only')) {
+      if (harness.extension.mode === 'link' && !flag('--link')) harness.extension = { mode: 'vsix', file: packageVsix(scratch) };
+      await runUi();
+    }
   } finally {
     await closeAll();
     if (flag('--keep')) log(`scratch kept in ${scratch}`);
