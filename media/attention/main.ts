@@ -7,6 +7,7 @@ import type { AttentionRequest, AttentionResponses, AttentionRun, AttentionViewS
 import { h } from '../shared/dom';
 import { readHeatmapTheme } from '../shared/heatmap';
 import { createRpc, vscodeApi } from '../shared/rpc';
+import { panelShell } from '../shared/shell';
 import { onThemeChange } from '../shared/theme';
 import type { UiState, View, ViewContext } from './common';
 import { renderContributions } from './contributions';
@@ -16,24 +17,13 @@ import { renderPatterns } from './patterns';
 
 const vscode = vscodeApi<AttentionViewState>();
 const rpc = createRpc<AttentionRequest, AttentionResponses>(vscode);
-const app = document.getElementById('app') ?? document.body.appendChild(h('main', { id: 'app' }));
-const content = h('div', { class: 'att' });
-const status = h('p', { class: 'att-status', role: 'status' });
-app.replaceChildren(content, status);
+const { content, status, say, failed } = panelShell('att');
 
 const saved = vscode.getState();
 let state: UiState = { view: saved?.view === 'table' ? 'table' : 'chart', head: saved?.head, cell: saved?.cell };
 let run: AttentionRun | undefined;
 let dispose: (() => void) | undefined;
 
-function say(text: string, error = false): void {
-  status.textContent = text;
-  status.classList.toggle('error', error);
-}
-
-function failed(what: string) {
-  return (e: unknown) => say(`${what} failed: ${e instanceof Error ? e.message : String(e)}`, true);
-}
 
 function persist(): void {
   if (run) vscode.setState({ runId: run.id, kind: run.kind, ...state });

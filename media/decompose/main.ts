@@ -6,16 +6,14 @@
 import type { DecomposeRequest, DecomposeResponses, DecomposeRun, DecomposeViewState } from '../../src/webviews/decompose/protocol';
 import { h } from '../shared/dom';
 import { createRpc, vscodeApi } from '../shared/rpc';
+import { panelShell } from '../shared/shell';
 import { onThemeChange } from '../shared/theme';
 import { renderRun } from './view';
 import type { DecomposeActions } from './view';
 
 const vscode = vscodeApi<DecomposeViewState>();
 const rpc = createRpc<DecomposeRequest, DecomposeResponses>(vscode);
-const app = document.getElementById('app') ?? document.body.appendChild(h('main', { id: 'app' }));
-const content = h('div', { class: 'dec' });
-const status = h('p', { class: 'dec-status', role: 'status' });
-app.replaceChildren(content, status);
+const { content, status, say, failed } = panelShell('dec');
 
 const saved = vscode.getState();
 let state: DecomposeViewState = {
@@ -32,14 +30,6 @@ let pendingHighlight: string | undefined;
 const img = new Image();
 let dispose: (() => void) | undefined;
 
-function say(text: string, error = false): void {
-  status.textContent = text;
-  status.classList.toggle('error', error);
-}
-
-function failed(what: string) {
-  return (e: unknown) => say(`${what} failed: ${e instanceof Error ? e.message : String(e)}`, true);
-}
 
 function update(patch: Partial<DecomposeViewState>): void {
   state = { ...state, ...patch };

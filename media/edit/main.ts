@@ -6,27 +6,17 @@
 import type { EditRequest, EditResponses, EditView, EditViewState } from '../../src/webviews/edit/protocol';
 import { h } from '../shared/dom';
 import { createRpc, vscodeApi } from '../shared/rpc';
+import { panelShell } from '../shared/shell';
 import { onThemeChange } from '../shared/theme';
 import { renderEdit } from './view';
 import type { EditActions } from './view';
 
 const vscode = vscodeApi<EditViewState>();
 const rpc = createRpc<EditRequest, EditResponses>(vscode);
-const app = document.getElementById('app') ?? document.body.appendChild(h('main', { id: 'app' }));
-const content = h('div', { class: 'edit' });
-const status = h('p', { class: 'edit-status', role: 'status' });
-app.replaceChildren(content, status);
+const { content, status, say, failed } = panelShell('edit');
 
 let view: EditView | undefined;
 
-function say(text: string, error = false): void {
-  status.textContent = text;
-  status.classList.toggle('error', error);
-}
-
-function failed(what: string) {
-  return (e: unknown) => say(`${what} failed: ${e instanceof Error ? e.message : String(e)}`, true);
-}
 
 const actions: EditActions = {
   open() {

@@ -5,30 +5,20 @@
 import type { LocalizeRequest, LocalizeResponses, LocalizeRun, LocalizeViewState } from '../../src/webviews/localize/protocol';
 import { h } from '../shared/dom';
 import { createRpc, vscodeApi } from '../shared/rpc';
+import { panelShell } from '../shared/shell';
 import { onThemeChange } from '../shared/theme';
 import { renderRun } from './view';
 import type { LocalizeActions } from './view';
 
 const vscode = vscodeApi<LocalizeViewState>();
 const rpc = createRpc<LocalizeRequest, LocalizeResponses>(vscode);
-const app = document.getElementById('app') ?? document.body.appendChild(h('main', { id: 'app' }));
-const content = h('div', { class: 'loc' });
-const status = h('p', { class: 'loc-status', role: 'status' });
-app.replaceChildren(content, status);
+const { content, status, say, failed } = panelShell('loc');
 
 const saved = vscode.getState();
 let state: LocalizeViewState = { runId: saved?.runId ?? '', view: saved?.view === 'table' ? 'table' : 'chart', selected: saved?.selected, complement: !!saved?.complement };
 let run: LocalizeRun | undefined;
 let dispose: (() => void) | undefined;
 
-function say(text: string, error = false): void {
-  status.textContent = text;
-  status.classList.toggle('error', error);
-}
-
-function failed(what: string) {
-  return (e: unknown) => say(`${what} failed: ${e instanceof Error ? e.message : String(e)}`, true);
-}
 
 function update(patch: Partial<LocalizeViewState>): void {
   state = { ...state, ...patch };

@@ -5,29 +5,19 @@
 import type { TraceRequest, TraceResponses, TraceRun, TraceViewState } from '../../src/webviews/trace/protocol';
 import { h } from '../shared/dom';
 import { createRpc, vscodeApi } from '../shared/rpc';
+import { panelShell } from '../shared/shell';
 import { onThemeChange } from '../shared/theme';
 import { renderRun } from './view';
 import type { TraceActions } from './view';
 
 const vscode = vscodeApi<TraceViewState>();
 const rpc = createRpc<TraceRequest, TraceResponses>(vscode);
-const app = document.getElementById('app') ?? document.body.appendChild(h('main', { id: 'app' }));
-const content = h('div', { class: 'trace' });
-const status = h('p', { class: 'trace-status', role: 'status' });
-app.replaceChildren(content, status);
+const { content, status, say, failed } = panelShell('trace');
 
 let view: TraceViewState['view'] = vscode.getState()?.view === 'table' ? 'table' : 'chart';
 let run: TraceRun | undefined;
 let dispose: (() => void) | undefined;
 
-function say(text: string, error = false): void {
-  status.textContent = text;
-  status.classList.toggle('error', error);
-}
-
-function failed(what: string) {
-  return (e: unknown) => say(`${what} failed: ${e instanceof Error ? e.message : String(e)}`, true);
-}
 
 function persist(): void {
   if (run) vscode.setState({ runId: run.id, view });
