@@ -5,11 +5,11 @@
 // the engine's one-line error.
 import * as assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import * as vscode from 'vscode';
 import { until } from './until';
+import { fixtureDir, repoRoot } from './fixtures';
 
 const EXTENSION_ID = 'mechanist.mechanist';
 const PROMPT = 'The home city of Zorwynquill is';
@@ -40,18 +40,6 @@ interface Api {
   attentionPanels(): { runId: string; kind: string }[];
   clickHead(modelPath: string, layer: number, head: number): Promise<unknown>;
   engine: { request(method: string, params: unknown): Promise<unknown> };
-}
-
-function repoRoot(): string {
-  return process.env.MECHANIST_REPO_ROOT ?? path.resolve(__dirname, '..', '..', '..');
-}
-
-/** A fixture as the workspace holds it (run.mjs copies test/fixtures), else the repository's. */
-function fixture(name: string): string {
-  const candidates = [...(vscode.workspace.workspaceFolders ?? []).map((f) => path.join(f.uri.fsPath, name, 'model.onnx')), path.join(repoRoot(), 'test', 'fixtures', name, 'model.onnx')];
-  const found = candidates.find((p) => fs.existsSync(p));
-  assert.ok(found, `${name} fixture not found; looked in:\n  ${candidates.join('\n  ')}`);
-  return found;
 }
 
 /** `mechanist <args> --json`, parsed (asynchronously: the extension host keeps serving the extension). */
@@ -87,7 +75,7 @@ describe('Attention features', function () {
 
   before(async () => {
     mech = await api();
-    model = fixture('gpt2');
+    model = path.join(fixtureDir('gpt2'), 'model.onnx');
   });
 
   it('contributes and registers the four commands', async () => {
@@ -175,7 +163,7 @@ describe('Attention features', function () {
   });
 
   it('a method that cannot run says why in one line (logit lens on BERT)', async () => {
-    const bert = fixture('bert');
+    const bert = path.join(fixtureDir('bert'), 'model.onnx');
     await vscode.commands.executeCommand('mechanist.openModel', vscode.Uri.file(bert));
     const opened = await until('models() to list bert', () => mech.models(), (m) => m.some((x) => path.resolve(x.path) === path.resolve(bert)));
     const id = opened.find((x) => path.resolve(x.path) === path.resolve(bert))!.id;

@@ -3,11 +3,10 @@
 // (`mechanist decompose ... --json`), the run is stored with its kind and shown in a panel,
 // and a head selected in the Layer Explorer is highlighted in the model's open panels.
 import * as assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { until } from './until';
+import { cli, fixtureDir } from './fixtures';
 
 const EXTENSION_ID = 'mechanist.mechanist';
 const TOL = 1e-5;
@@ -58,25 +57,6 @@ interface CliOut {
   component?: { name: string; descriptions?: { text: string; score: number }[]; heatmap?: { measure: string; cls: number; grid: number[][] } };
 }
 
-function repoRoot(): string {
-  return process.env.MECHANIST_REPO_ROOT ?? path.resolve(__dirname, '..', '..', '..');
-}
-
-/** A fixture folder as the workspace holds it (run.mjs copies test/fixtures), else the repository's. */
-function fixture(name: string): string {
-  const candidates = [...(vscode.workspace.workspaceFolders ?? []).map((f) => path.join(f.uri.fsPath, name)), path.join(repoRoot(), 'test', 'fixtures', name)];
-  const found = candidates.find((p) => fs.existsSync(path.join(p, 'model.onnx')));
-  assert.ok(found, `${name} fixture not found; looked in:\n  ${candidates.join('\n  ')}`);
-  return found;
-}
-
-/** `mechanist <args> --json`, parsed. */
-function cli<T>(...args: string[]): T {
-  const bin = path.join(repoRoot(), 'bin', 'mechanist.js');
-  const out = execFileSync(process.execPath, [bin, ...args, '--json', '--quiet'], { encoding: 'utf8', env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' }, maxBuffer: 64 << 20 });
-  return JSON.parse(out) as T;
-}
-
 function close(a: unknown, b: unknown, what: string): void {
   if (typeof a === 'number' || typeof b === 'number') {
     assert.ok(typeof a === 'number' && typeof b === 'number' && Math.abs(a - b) <= TOL * Math.max(1, Math.abs(b)), `${what}: ${String(a)} vs ${String(b)}`);
@@ -97,9 +77,9 @@ async function api(): Promise<Api> {
 
 describe('Decomposition', function () {
   this.timeout(120_000);
-  const vision = () => path.join(fixture('clip-vision'), 'model.onnx');
-  const text = () => path.join(fixture('clip-text'), 'model.onnx');
-  const image = () => path.join(fixture('clip-vision'), 'images', 'red_circle.png');
+  const vision = () => path.join(fixtureDir('clip-vision'), 'model.onnx');
+  const text = () => path.join(fixtureDir('clip-text'), 'model.onnx');
+  const image = () => path.join(fixtureDir('clip-vision'), 'images', 'red_circle.png');
   let run: DecomposeRun | undefined;
 
   it('decomposes a CLIP image with the text tower: the CLI’s norms, feature scores, descriptions and heat maps', async () => {
@@ -167,7 +147,7 @@ describe('Decomposition', function () {
 
   it('a ViT without a text tower gives norms and heat maps; a language model is refused', async () => {
     const mech = await api();
-    const vit = path.join(fixture('vit'), 'model.onnx');
+    const vit = path.join(fixtureDir('vit'), 'model.onnx');
     const r = await mech.decompose(vit, { image: image() });
     assert.ok(r, 'ViT decomposition failed');
     const ref = cli<CliOut>('decompose', vit, '--image', image());
@@ -177,7 +157,7 @@ describe('Decomposition', function () {
       'ViT norms',
     );
     assert.ok(r.components.every((c) => c.score === undefined && c.descriptions === undefined));
-    const gpt2 = path.join(fixture('gpt2'), 'model.onnx');
+    const gpt2 = path.join(fixtureDir('gpt2'), 'model.onnx');
     assert.equal(await mech.decompose(gpt2, { image: image() }), undefined, 'a language model has no image decomposition');
   });
 });

@@ -6,12 +6,12 @@
 // The command given the localization panel's argument on a model it cannot feed says so.
 import * as assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { until } from './until';
+import { cli, fixtureDir } from './fixtures';
 
 const EXTENSION_ID = 'mechanist.mechanist';
 const TOL = 1e-4;
@@ -64,25 +64,6 @@ interface Api {
   engine: { request(method: string, params: unknown): Promise<unknown> };
 }
 
-function repoRoot(): string {
-  return process.env.MECHANIST_REPO_ROOT ?? path.resolve(__dirname, '..', '..', '..');
-}
-
-/** A fixture folder as the workspace holds it (run.mjs copies test/fixtures), else the repository's. */
-function fixture(name: string): string {
-  const candidates = [...(vscode.workspace.workspaceFolders ?? []).map((f) => path.join(f.uri.fsPath, name)), path.join(repoRoot(), 'test', 'fixtures', name)];
-  const found = candidates.find((p) => fs.existsSync(path.join(p, 'model.onnx')));
-  assert.ok(found, `${name} fixture not found; looked in:\n  ${candidates.join('\n  ')}`);
-  return found;
-}
-
-/** `mechanist <args> --json`, parsed. */
-function cli<T>(...args: string[]): T {
-  const bin = path.join(repoRoot(), 'bin', 'mechanist.js');
-  const out = execFileSync(process.execPath, [bin, ...args, '--json', '--quiet'], { encoding: 'utf8', env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' }, maxBuffer: 64 << 20 });
-  return JSON.parse(out) as T;
-}
-
 function close(a: unknown, b: unknown, what: string): void {
   if (typeof a === 'number' || typeof b === 'number') {
     assert.ok(typeof a === 'number' && typeof b === 'number' && Math.abs(a - b) <= TOL * Math.max(1, Math.abs(b)), `${what}: ${String(a)} vs ${String(b)}`);
@@ -107,7 +88,7 @@ async function api(): Promise<Api> {
 
 describe('Concept edit', function () {
   this.timeout(120_000);
-  const model = () => path.join(fixture('clip-text'), 'model.onnx');
+  const model = () => path.join(fixtureDir('clip-text'), 'model.onnx');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mechanist-edit-'));
   const INPUTS = { layer: 'blocks.0.attn', source: 'red circle', target: 'blue circle' };
   let run: EditRun | undefined;
@@ -192,7 +173,7 @@ describe('Concept edit', function () {
 
   it('the command with the localization panel’s argument on an encoder-decoder says why it cannot edit, without asking', async () => {
     const mech = await api();
-    const encdec = path.join(fixture('encdec'), 'model.onnx');
+    const encdec = path.join(fixtureDir('encdec'), 'model.onnx');
     const started = vscode.commands.executeCommand('mechanist.editConcept', { modelPath: encdec, layers: ['blocks.2.cross_attn', 'blocks.3.cross_attn'], projections: ['k', 'v'] });
     const r = await Promise.race([started, new Promise((res) => setTimeout(() => res('timeout'), 20_000))]);
     assert.equal(r, undefined, 'the command should end (with an error message) without asking anything');

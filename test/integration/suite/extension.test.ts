@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { until } from './until';
+import { fixtureDir, repoRoot } from './fixtures';
 
 const EXTENSION_ID = 'mechanist.mechanist';
 
@@ -28,24 +29,6 @@ interface Expected {
   layers: number;
   heads: number;
   source: string;
-}
-
-/** The repository (for the CLI and the fixtures' expected results). */
-function repoRoot(): string {
-  const fromEnv = process.env.MECHANIST_REPO_ROOT;
-  if (fromEnv) return fromEnv;
-  return path.resolve(__dirname, '..', '..');
-}
-
-/** The gpt2 fixture as the workspace holds it (run.mjs copies test/fixtures into the workspace). */
-function gpt2Model(): string {
-  const candidates = [
-    ...(vscode.workspace.workspaceFolders ?? []).map((f) => path.join(f.uri.fsPath, 'gpt2', 'model.onnx')),
-    path.join(repoRoot(), 'test', 'fixtures', 'gpt2', 'model.onnx'),
-  ];
-  const found = candidates.find((p) => fs.existsSync(p));
-  assert.ok(found, `gpt2 fixture not found; looked in:\n  ${candidates.join('\n  ')}`);
-  return found;
 }
 
 /** First numeric value among keys (expected.json's field names are the fixture generator's). */
@@ -119,7 +102,7 @@ describe('Mechanist extension', () => {
 
   it('opens the gpt2 fixture: models() and the Layer Explorer show its blocks and heads', async function () {
     this.timeout(120_000);
-    const model = gpt2Model();
+    const model = path.join(fixtureDir('gpt2'), 'model.onnx');
     const expected = expectedFor(model);
     const mech = await api();
     await vscode.commands.executeCommand('mechanist.openModel', vscode.Uri.file(model));

@@ -4,11 +4,10 @@
 // 2 and 3); the run is stored and shown; the edit button runs mechanist.editConcept when it
 // exists and says so when it does not; a decoder without its encoder gets the engine's error.
 import * as assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { until } from './until';
+import { cli, fixtureDir } from './fixtures';
 
 const EXTENSION_ID = 'mechanist.mechanist';
 const TOL = 1e-5;
@@ -42,24 +41,6 @@ interface Api {
   selection(): string | undefined;
 }
 
-function repoRoot(): string {
-  return process.env.MECHANIST_REPO_ROOT ?? path.resolve(__dirname, '..', '..', '..');
-}
-
-/** The encdec fixture folder as the workspace holds it (run.mjs copies test/fixtures), else the repository's. */
-function encdec(): string {
-  const candidates = [...(vscode.workspace.workspaceFolders ?? []).map((f) => path.join(f.uri.fsPath, 'encdec')), path.join(repoRoot(), 'test', 'fixtures', 'encdec')];
-  const found = candidates.find((p) => fs.existsSync(path.join(p, 'decoder.onnx')));
-  assert.ok(found, `encdec fixture not found; looked in:\n  ${candidates.join('\n  ')}`);
-  return found;
-}
-
-function cli<T>(...args: string[]): T {
-  const bin = path.join(repoRoot(), 'bin', 'mechanist.js');
-  const out = execFileSync(process.execPath, [bin, ...args, '--json', '--quiet'], { encoding: 'utf8', env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' }, maxBuffer: 64 << 20 });
-  return JSON.parse(out) as T;
-}
-
 function close(a: number[], b: number[], what: string): void {
   assert.equal(a.length, b.length, `${what}: length`);
   a.forEach((x, i) => assert.ok(Math.abs(x - b[i]) <= TOL, `${what}[${i}]: ${x} vs ${b[i]}`));
@@ -79,7 +60,7 @@ describe('Localization', function () {
 
   it('one graph (model.onnx): the CLI’s window scores, best window blocks 2–3, stored and shown', async () => {
     const mech = await api();
-    const model = path.join(encdec(), 'model.onnx');
+    const model = path.join(fixtureDir('encdec', 'decoder.onnx'), 'model.onnx');
     first = await mech.localize(model, { prompt: PROMPT, targetPrompt: TARGET, decoderPrompt: 'colour:', window: 2 });
     assert.ok(first, 'localize() returned nothing (see the error notification)');
     const ref = cli<LocalizeResult>('localize', model, '--prompt', PROMPT, '--target-prompt', TARGET, '--decoder-prompt', 'colour:', '--window', '2');
@@ -100,7 +81,7 @@ describe('Localization', function () {
 
   it('decoder.onnx + encoder.onnx: the CLI’s numbers; without the encoder, the engine’s error', async () => {
     const mech = await api();
-    const dir = encdec();
+    const dir = fixtureDir('encdec', 'decoder.onnx');
     const decoder = path.join(dir, 'decoder.onnx');
     const encoder = path.join(dir, 'encoder.onnx');
     const r = await mech.localize(decoder, { encoder, prompt: PROMPT, targetPrompt: TARGET, decoderPrompt: 'colour:', answer: ' blue', window: 2 });
