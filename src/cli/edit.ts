@@ -1,7 +1,9 @@
 /** `mechanist edit`: closed-form concept edit of one linear weight, written to a new model file. */
 import * as fs from 'node:fs';
 import { InputError } from '../runtime/feeds';
+import { openModel } from '../runtime/inspect';
 import { conceptEdit } from '../runtime/methods/edit';
+import { TextTokenizer } from '../runtime/tokenizer';
 import type { EditResult, KeyPositions } from '../runtime/methods/edit';
 import { UsageError, numberOption, parse } from './args';
 import { COMMON_OPTIONS, openHooked, required, stderrProgress } from './common';
@@ -26,8 +28,9 @@ function lines(file: string | undefined, what: string): string[] | undefined {
 
 export const editCommand: CliCommand = {
   usage:
-    'edit <model.onnx> --layer <blocks.L.mlp|blocks.L.attn[.q|k|v]|weight name|auto> --source <concept> --target <concept> --out <edited.onnx> [--templates <file>] [--lambda X] [--positions last|last-and-after] [--unrelated <file>] [--preserve <file>] [--preserve-weight X] [--backend auto|js|ort] [--samples N] [--window W] [--json]',
-  summary: 'closed-form concept edit: make the model treat a source concept like a target concept (new file; the original is untouched)',
+    'edit <model.onnx> --layer <blocks.L.mlp|blocks.L.attn[.q|k|v]|blocks.L.cross_attn.k|v|kv|weight name|auto>[,<another>...] --source <concept> --target <concept> --out <edited.onnx> [--templates <file>] [--lambda X] [--positions last|last-and-after] [--unrelated <file>] [--preserve <file>] [--preserve-weight X] [--encoder <encoder.onnx>] [--decoder-prompt <text>] [--decoder-start <id>] [--backend auto|js|ort] [--samples N] [--window W] [--json]',
+  summary:
+    'closed-form concept edit: make the model treat a source concept like a target concept (new file; the original is untouched); several layers (comma-separated) are edited into one file; on an encoder-decoder the templates are encoder prompts and the decoder\'s answer after --decoder-prompt is checked',
   async run(argv) {
     const { positionals, values: v } = parse(argv, {
       ...COMMON_OPTIONS,
@@ -45,6 +48,9 @@ export const editCommand: CliCommand = {
       top: { type: 'string' },
       samples: { type: 'string' },
       window: { type: 'string' },
+      encoder: { type: 'string' },
+      'decoder-prompt': { type: 'string' },
+      'decoder-start': { type: 'string' },
     });
     if (positionals.length !== 1) throw new UsageError('expected one model path');
     const positions = (v.positions ?? 'last') as KeyPositions;
@@ -62,12 +68,19 @@ export const editCommand: CliCommand = {
     const templates = lines(v.templates, 'templates');
     const unrelated = lines(v.unrelated, 'unrelated prompts');
     const preserve = lines(v.preserve, 'preservation prompts');
-    const { hooked, tok } = openHooked(positionals[0], v);
+    const decoderStart = v['decoder-start'] === undefined ? undefined : numberOption('decoder-start', v['decoder-start'], 0);
+    if (decoderStart !== undefined && (!Number.isInteger(decoderStart) || decoderStart < 0)) throw new UsageError(`--decoder-start must be a token id, got "${v['decoder-start']}"`);
+    const window = v.window === undefined ? undefined : numberOption('window', v.window, 1);
+    if (window !== undefined && (!Number.isInteger(window) || window < 1)) throw new UsageError(`--window must be a positive integer, got "${v.window}"`);
+    // As `mechanist localize`: a decoder exported apart may have its tokenizer beside its encoder.
+    const { hooked } = openHooked(positionals[0], v, false);
     const progress = stderrProgress(v.quiet);
     try {
+      const encoder = v.encoder ? openModel(v.encoder) : undefined;
+      const tok = loadTokenizer(positionals[0], v.encoder, v.tokenizer);
       const r = await conceptEdit(
         hooked,
-        tok!,
+        tok,
         {
           layer,
           source,
@@ -81,9 +94,13 @@ export const editCommand: CliCommand = {
           out,
           backend,
           top: numberOption('top', v.top, 5),
-          trace: { samples: numberOption('samples', v.samples, 10), window: numberOption('window', v.window, 1) },
+          trace: { samples: numberOption('samples', v.samples, 10), window },
+          decoderPrompt: v['decoder-prompt'],
+          decoderStart,
         },
         progress,
+        undefined,
+        { encoder: encoder && { model: encoder.model, graph: encoder.graph } },
       );
       progress.done();
       process.stdout.write(v.json ? `${JSON.stringify(r)}\n` : text(r));
@@ -93,10 +110,22 @@ export const editCommand: CliCommand = {
   },
 };
 
+/** The tokenizer given, or the one beside the model, or else beside the encoder. */
+function loadTokenizer(model: string, encoder: string | undefined, file: string | undefined): TextTokenizer {
+  try {
+    return TextTokenizer.load(model, file);
+  } catch (e) {
+    if (file || !encoder) throw e;
+    return TextTokenizer.load(encoder);
+  }
+}
+
 function text(r: EditResult): string {
+  const what = r.edits.map((e) => `${e.weight} (${e.layer}, ${e.weightShape.join(' x ')} ${e.dtype})`).join(', ');
   const lines = [
-    `edited ${r.weight} (${r.layer}, ${r.weightShape.join(' x ')} ${r.dtype}) with ${r.keys} keys, lambda ${r.lambda}${r.preserveWeight ? `, preservation weight ${r.preserveWeight}` : ''}, in ${r.seconds.toFixed(3)} s -> ${r.out}`,
+    `edited ${what} with ${r.keys} keys${r.edits.length > 1 ? ' each' : ''}, lambda ${r.lambda}${r.preserveWeight ? `, preservation weight ${r.preserveWeight}` : ''}, in ${r.seconds.toFixed(3)} s -> ${r.out}`,
   ];
+  if (r.decoder) lines.push(`decoder prompt ${JSON.stringify(r.decoder.prompt)} (ids ${r.decoder.ids.join(' ')})${r.decoder.encoder ? `, conditioning from ${r.decoder.encoder}` : ''}`);
   if (r.localisation) lines.push(`layer: ${r.localisation.note}${r.localisation.scores ? ` [${r.localisation.scores.map((s) => s.toFixed(3)).join(', ')}]` : ''}`);
   if ('hits' in r.before && 'hits' in r.after) {
     lines.push(`edited prompts predicting the target's answer: ${r.before.hits}/${r.before.prompts.length} before, ${r.after.hits}/${r.after.prompts.length} after`);

@@ -306,7 +306,7 @@ export function register(s: Services): { disposables: vscode.Disposable[]; api: 
     const problem = outProblem(run.modelPath, to);
     if (problem) throw new Error(problem);
     const wasOpen = await closeIfOpen(st.out);
-    const r = await s.engine.request('editSaveAs', { from: st.out, files: ownFiles(st, run.modelPath), weight: run.result.weight, to: path.resolve(to), original: run.modelPath });
+    const r = await s.engine.request('editSaveAs', { from: st.out, files: ownFiles(st, run.modelPath), weights: run.result.weights ?? [run.result.weight], to: path.resolve(to), original: run.modelPath });
     await setFile(run, { out: r.out, files: r.files, exists: true });
     if (wasOpen) await s.open(vscode.Uri.file(r.out));
     return r.out;

@@ -114,11 +114,12 @@ import { expected, fixture, flat, hasFixture } from './helpers/fixtures';
 const sha = (f: string): string => crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex');
 const tmpDir = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'mechanist-edit-'));
 
-async function edit(file: string, req: EditRequest): Promise<EditResult> {
+async function edit(file: string, req: EditRequest, encoder?: string, tokenizer = file): Promise<EditResult> {
   const { model, graph, arch } = openModel(file);
   const hooked = new HookedModel(model, graph, arch);
+  const enc = encoder ? openModel(encoder) : undefined;
   try {
-    return await conceptEdit(hooked, TextTokenizer.load(file), req);
+    return await conceptEdit(hooked, TextTokenizer.load(tokenizer), req, undefined, undefined, { encoder: enc && { model: enc.model, graph: enc.graph } });
   } finally {
     await hooked.dispose();
   }
@@ -276,4 +277,99 @@ test('writes never touch the original: inline and external data, same and other 
   await assert.rejects(edit(inline, { ...req, out: path.join(dir, 'nope', 'x.onnx') }), /cannot write/);
   assert.equal(sha(inline), h);
   assert.deepEqual(fs.readdirSync(path.dirname(inline)).filter((f) => f.endsWith('.tmp')), []);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Encoder-decoder (LocoEdit): cross-attention K/V edits.
+
+/** The encdec fixture's encoder prompts: "the {size} {object} is {colour}" (see test/fixtures/README.md). */
+const SIZES = ['big', 'small', 'tiny', 'huge'];
+const OBJECTS = ['ball', 'box', 'cup', 'hat', 'car'];
+const ENCDEC_TEMPLATES = SIZES.flatMap((s) => OBJECTS.map((o) => `the ${s} ${o} is {}`));
+const ENCDEC_UNRELATED = ['green', 'yellow', 'pink', 'blue'].flatMap((c) => SIZES.map((s, i) => `the ${s} ${OBJECTS[(i + c.length) % OBJECTS.length]} is ${c}`));
+
+const LAYOUTS = [
+  { name: 'one graph (model.onnx)', file: 'model.onnx', encoder: undefined },
+  { name: 'decoder.onnx + encoder.onnx', file: 'decoder.onnx', encoder: 'encoder.onnx' },
+] as const;
+
+for (const layout of LAYOUTS) {
+  test(`encdec, ${layout.name}: editing "red" to "blue" at the K/V projections of cross-attention layers 2-3 makes the decoder answer " blue"; unrelated prompts keep their answers; the zeroed layers 0-1 change nothing`, { skip: !hasFixture('encdec') && 'fixture not generated' }, async () => {
+    const ref = expected('encdec').localization;
+    const file = fixture('encdec', layout.file);
+    const encoder = layout.encoder && fixture('encdec', layout.encoder);
+    const hashes = [file, encoder].filter((f): f is string => !!f).map(sha);
+    const dir = tmpDir();
+    const req = { source: 'red', target: 'blue', templates: ENCDEC_TEMPLATES, unrelated: ENCDEC_UNRELATED, decoderPrompt: ref.decoderPrompt as string, out: path.join(dir, 'edited.onnx') };
+    const r = await edit(file, { ...req, layer: 'blocks.2.cross_attn.kv,blocks.3.cross_attn.kv' }, encoder, fixture('encdec'));
+    assert.deepEqual([file, encoder].filter((f): f is string => !!f).map(sha), hashes, 'the original files are unchanged');
+    assert.equal(r.kind, 'encoder-decoder');
+    assert.deepEqual(r.layers, ['blocks.2.cross_attn.k', 'blocks.2.cross_attn.v', 'blocks.3.cross_attn.k', 'blocks.3.cross_attn.v']);
+    assert.deepEqual(r.weights, [2, 3].flatMap((l) => ['k', 'v'].map((p) => `model.decoder.layers.${l}.encoder_attn.${p}_proj.weight`)));
+    assert.equal(r.keys, ENCDEC_TEMPLATES.length, 'one key per template: the encoder output at the colour token');
+    assert.deepEqual(r.decoder?.ids, ref.decoderInputIds);
+    // Only the four weights changed; every other tensor has the original's bytes.
+    const m0 = OnnxModel.load(file);
+    const m1 = OnnxModel.load(r.out);
+    for (const t of m0.graph.initializer) {
+      const t1 = m1.graph.initializer.find((x) => x.name === t.name)!;
+      const same = Buffer.from(m1.tensorBytes(t1)).equals(Buffer.from(m0.tensorBytes(t)));
+      assert.equal(same, !r.weights.includes(t.name), `${t.name} ${same ? 'unchanged' : 'changed'}`);
+    }
+    const before = r.before as Extract<EditResult['before'], { hits: number }>;
+    const after = r.after as Extract<EditResult['after'], { hits: number }>;
+    const pres = r.preservation as Extract<EditResult['preservation'], { kind: 'language-model' }>;
+    const pBlue = after.prompts.map((p) => p.pExpected);
+    console.log(
+      `encdec ${layout.name}: ${r.keys} keys x ${r.weights.length} weights in ${r.seconds.toFixed(3)} s; " blue" is the answer for ${before.hits} -> ${after.hits} of ${after.prompts.length} "... is red" prompts (p(blue) ${Math.min(...pBlue).toFixed(3)}-${Math.max(...pBlue).toFixed(3)}); unrelated keep their answer ${pres.kept}/${pres.prompts.length}`,
+    );
+    for (const p of before.prompts) assert.equal(p.top[0].text, ref.original.answer.text, `before: ${p.prompt}`);
+    for (const p of after.prompts) {
+      assert.equal(p.expected.id, ref.target.answer.id, `the target's answer for ${p.prompt}`);
+      assert.equal(p.top[0].id, ref.target.answer.id, `after: ${p.prompt} -> ${p.top[0].text}`);
+    }
+    assert.ok(pres.rate >= 0.95, `only ${pres.kept}/${pres.prompts.length} unrelated prompts keep their answer`);
+
+    // The routing is the fixture's: layers 0 and 1 (cross-attention output zeroed) carry nothing.
+    const control = await edit(file, { ...req, layer: 'blocks.0.cross_attn.kv,blocks.1.cross_attn.kv', out: path.join(dir, 'control.onnx') }, encoder, fixture('encdec'));
+    assert.equal((control.after as typeof after).hits, 0, 'editing the zeroed layers moved answers');
+    assert.ok(control.norms.delta > 0, 'the control edit did change its weights');
+  });
+}
+
+test('encdec: both layouts give the same update and the same answers; auto localises the window (LocoGen) holding layers 2-3 and edits its K/V', { skip: !hasFixture('encdec') && 'fixture not generated' }, async () => {
+  const dir = tmpDir();
+  const req = { source: 'red', target: 'blue', templates: ENCDEC_TEMPLATES.slice(0, 8), unrelated: ENCDEC_UNRELATED, decoderPrompt: 'colour:', layer: 'auto' };
+  const one = await edit(fixture('encdec'), { ...req, out: path.join(dir, 'one.onnx') });
+  const two = await edit(fixture('encdec', 'decoder.onnx'), { ...req, out: path.join(dir, 'two.onnx') }, fixture('encdec', 'encoder.onnx'), fixture('encdec'));
+  for (const r of [one, two]) {
+    assert.equal(r.localisation?.method, 'cross-attention');
+    assert.ok(r.localisation?.layers?.includes('blocks.2.cross_attn') && r.localisation.layers.includes('blocks.3.cross_attn'), `window ${r.localisation?.layers?.join(', ')}`);
+    assert.equal(r.layers.length, 2 * 3, 'K and V of a window of 3 (the default)');
+    assert.equal((r.after as Extract<EditResult['after'], { hits: number }>).hits, req.templates.length);
+  }
+  assert.deepEqual(two.layers, one.layers);
+  assert.deepEqual(two.localisation?.scores?.map((s) => s.toFixed(5)), one.localisation?.scores?.map((s) => s.toFixed(5)));
+  for (const w of one.weights) {
+    const a0 = weightOf(fixture('encdec'), w);
+    const b0 = weightOf(fixture('encdec', 'decoder.onnx'), w);
+    const a = weightOf(path.join(dir, 'one.onnx'), w).map((x, i) => x - a0[i]);
+    const b = weightOf(path.join(dir, 'two.onnx'), w).map((x, i) => x - b0[i]);
+    const rel = relDiff(a, b);
+    assert.ok(rel < 1e-4, `${w}: the layouts' updates differ by ${rel} relative`);
+  }
+  const pa = (one.after as Extract<EditResult['after'], { hits: number }>).prompts.map((p) => p.pExpected);
+  const pb = (two.after as Extract<EditResult['after'], { hits: number }>).prompts.map((p) => p.pExpected);
+  pa.forEach((p, i) => assert.ok(Math.abs(p - pb[i]) < 1e-4, `p(blue) ${p} vs ${pb[i]}`));
+});
+
+test('encdec: refusals name what is missing (the encoder file, a decoder-stream layer, templates)', { skip: !hasFixture('encdec') && 'fixture not generated' }, async () => {
+  const dir = tmpDir();
+  const req = { source: 'red', target: 'blue', templates: ['the big ball is {}'], decoderPrompt: 'colour:', out: path.join(dir, 'x.onnx') };
+  await assert.rejects(edit(fixture('encdec', 'decoder.onnx'), { ...req, layer: 'blocks.2.cross_attn.v' }, undefined, fixture('encdec')), /--encoder/);
+  await assert.rejects(edit(fixture('encdec'), { ...req, layer: 'blocks.2.cross_attn.v' }, fixture('encdec', 'encoder.onnx')), /not needed/);
+  await assert.rejects(edit(fixture('encdec'), { ...req, layer: 'blocks.3.mlp' }), /reads the decoder's own tokens/);
+  await assert.rejects(edit(fixture('encdec'), { ...req, layer: 'blocks.2.cross_attn.v,blocks.2.cross_attn.v' }), /same weight/);
+  await assert.rejects(edit(fixture('encdec'), { ...req, templates: undefined, layer: 'blocks.2.cross_attn.v' }), /encoder-decoder needs prompt templates/);
+  assert.deepEqual(fs.readdirSync(dir), [], 'nothing written');
 });
