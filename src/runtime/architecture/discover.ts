@@ -12,10 +12,11 @@ import { headSplit } from './heads';
 import { HookFinder, actName } from './hooks';
 import { findLinear } from './linear';
 import { ModuleIndex } from './modules';
+import { FUSED_ATTENTION } from './residual';
+import { NoStructure, discoverByStructure } from './structure';
 import type { Architecture, AttentionInfo, BlockInfo, Component, Family, HookPoint, LinearInfo } from './types';
 
 const FUSED_NORMS = new Set(['SkipLayerNormalization', 'SkipSimplifiedLayerNormalization', 'EmbedLayerNormalization']);
-const FUSED_ATTENTION = new Set(['Attention', 'MultiHeadAttention', 'GroupQueryAttention', 'PackedAttention', 'PackedMultiHeadAttention', 'DecoderMaskedMultiHeadAttention', 'SparseAttention']);
 
 /** A role that could not be resolved; makes the adapter give up on this graph. */
 class Unresolved extends Error {}
@@ -33,6 +34,13 @@ export function discover(graph: OnnxGraph): Architecture {
       if (!(e instanceof Unresolved)) throw e;
       tried.push(`${spec.family}: ${e.message}`);
     }
+  }
+  // No module layout matched: read the blocks from the residual stream's structure instead.
+  try {
+    return discoverByStructure(idx);
+  } catch (e) {
+    if (!(e instanceof NoStructure)) throw e;
+    tried.push(`by structure: ${e.message}`);
   }
   return unknown(idx, tried);
 }
@@ -150,15 +158,39 @@ function resolveFamily(idx: ModuleIndex, spec: FamilySpec, stacks: FoundStack[])
   // onnxruntime's fused norms (SkipLayerNormalization & co.) add the residual inside the norm
   // kernel and hand on both the sum and the normalised value; module boundaries then no longer
   // tell which is the residual stream, and unscoped graphs name blocks only through their
-  // weights. Rather than offer hook points that may be wrong, offer the ones that cannot be.
+  // weights. The residual stream traced by structure does tell: use its hook points when it
+  // finds the same blocks, else offer only the ones that cannot be wrong.
   const fusedNorms = [...new Set(idx.graph.nodes.filter((n) => FUSED_NORMS.has(n.op_type)).map((n) => n.op_type))];
   if (fusedNorms.length || (!idx.scoped && fused.length)) {
+    const byStructure = structureHooks(idx, arch);
+    if (byStructure) {
+      arch.hookPoints = byStructure.hookPoints;
+      if (!arch.finalNorm && byStructure.finalNorm) {
+        arch.finalNorm = byStructure.finalNorm;
+        notices.splice(notices.indexOf('Final norm not found.'), notices.includes('Final norm not found.') ? 1 : 0);
+      }
+      notices.push(...byStructure.notices.filter((n) => !/^Blocks found|^Attention is fused/.test(n)));
+      return arch;
+    }
     const safe = /\.hook_attn_out$|\.hook_cross_attn_out$/;
     const dropped = arch.hookPoints.filter((h) => !safe.test(h.name)).length;
     arch.hookPoints = idx.scoped ? arch.hookPoints.filter((h) => safe.test(h.name)) : [];
     if (dropped) notices.push(`Residual-stream hook points are not offered: ${fusedNorms.length ? `the graph fuses norms with the residual addition (${fusedNorms.join(', ')})` : 'the graph carries no module scopes'}; any tensor can still be captured by its ONNX name.`);
   }
   return arch;
+}
+
+/** Hook points of the residual stream traced by structure, when it finds the same blocks and heads. */
+function structureHooks(idx: ModuleIndex, arch: Architecture): Architecture | undefined {
+  let found: Architecture;
+  try {
+    found = discoverByStructure(idx);
+  } catch (e) {
+    if (e instanceof NoStructure) return undefined;
+    throw e;
+  }
+  const same = found.layers === arch.layers && found.heads === arch.heads && found.blocks.every((b, i) => !!b.crossAttention === !!arch.blocks[i].crossAttention);
+  return same ? found : undefined;
 }
 
 function resolveBlock(idx: ModuleIndex, path: string, index: number, s: StackSpec, stack: 'main' | 'encoder'): BlockInfo {
