@@ -90,3 +90,38 @@ test('edit: usage errors and failing writes give one line, a non-zero exit and n
   assert.equal(sha(file), before);
   assert.deepEqual(fs.readdirSync(path.dirname(file)).filter((f) => f.endsWith('.tmp')), []);
 });
+
+test('edit --json on an encoder-decoder (decoder.onnx + --encoder): cross-attention K/V of layers 2-3, the decoder prompt, one file; a decoder without its encoder is refused in one line', { skip: !hasFixture('encdec') && 'fixture not generated' }, () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mechanist-editcli-'));
+  const decoder = fixture('encdec', 'decoder.onnx');
+  const encoder = fixture('encdec', 'encoder.onnx');
+  const hashes = [decoder, encoder].map(sha);
+  const templates = path.join(dir, 'templates.txt');
+  fs.writeFileSync(templates, ['big', 'small', 'tiny', 'huge'].flatMap((s) => ['ball', 'box', 'cup'].map((o) => `the ${s} ${o} is {}`)).join('\n'));
+  const out = path.join(dir, 'edited.onnx');
+  const args = ['edit', decoder, '--encoder', encoder, '--layer', 'blocks.2.cross_attn.kv,blocks.3.cross_attn.kv', '--source', 'red', '--target', 'blue', '--templates', templates, '--decoder-prompt', 'colour:', '--out', out];
+  const r = mechanist(...args, '--json', '--quiet');
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  for (const k of ['weight', 'layer', 'keys', 'seconds', 'before', 'after', 'preservation']) assert.ok(k in j, k);
+  assert.equal(j.kind, 'encoder-decoder');
+  assert.equal(j.weights.length, 4);
+  assert.equal(j.weight, j.weights.join(', '));
+  assert.equal(j.keys, 12);
+  assert.deepEqual(j.decoder.ids, expected('encdec').localization.decoderInputIds);
+  assert.equal(j.before.hits, 0);
+  assert.equal(j.after.hits, 12, JSON.stringify(j.after.prompts.map((p: { top: { text: string }[] }) => p.top[0].text)));
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['edited.onnx', 'templates.txt']);
+  assert.deepEqual([decoder, encoder].map(sha), hashes);
+  // The text form says what was edited and with which decoder prompt.
+  const t = mechanist(...args.slice(0, -1), path.join(dir, 'text.onnx'), '--quiet');
+  assert.equal(t.code, 0, t.stderr);
+  assert.match(t.stdout, /decoder prompt "colour:"/);
+  assert.match(t.stdout, /12\/12 after/);
+  // Without the encoder file: one line naming --encoder, nothing written.
+  const bad = mechanist('edit', decoder, '--layer', 'blocks.2.cross_attn.v', '--source', 'red', '--target', 'blue', '--templates', templates, '--out', path.join(dir, 'bad.onnx'), '--quiet');
+  assert.notEqual(bad.code, 0);
+  assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+  assert.match(bad.stderr, /--encoder/);
+  assert.ok(!fs.existsSync(path.join(dir, 'bad.onnx')));
+});
