@@ -60,3 +60,28 @@ export function softmax(logits: ArrayLike<number>): Float64Array {
   for (let i = 0; i < out.length; i++) out[i] /= sum;
   return out;
 }
+
+/** Positions [from, to) of `axis` (negative: from the end), every other axis whole. */
+export function sliceAxis(t: HostTensor, axis: number, from: number, to: number): HostTensor {
+  const a = axis < 0 ? axis + t.dims.length : axis;
+  const outer = size(t.dims.slice(0, a));
+  const inner = size(t.dims.slice(a + 1));
+  const n = t.dims[a];
+  const len = to - from;
+  const Ctor = t.data.constructor as new (n: number) => TensorData;
+  const data = new Ctor(outer * len * inner);
+  const src = t.data as Float32Array;
+  for (let o = 0; o < outer; o++) (data as Float32Array).set(src.subarray((o * n + from) * inner, (o * n + to) * inner), o * len * inner);
+  return { type: t.type, data, dims: t.dims.map((d, i) => (i === a ? len : d)) };
+}
+
+/** `rows` rows that repeat the rows of `t` (axis 0) in order: row r is t's row r mod t.dims[0]. */
+export function tileRows(t: HostTensor, rows: number): HostTensor {
+  const have = t.dims[0];
+  const per = t.data.length / have;
+  const Ctor = t.data.constructor as new (n: number) => TensorData;
+  const data = new Ctor(rows * per);
+  const src = t.data as Float32Array;
+  for (let r = 0; r < rows; r++) (data as Float32Array).set(src.subarray((r % have) * per, ((r % have) + 1) * per), r * per);
+  return { type: t.type, data, dims: [rows, ...t.dims.slice(1)] };
+}

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openModel } from '../../src/runtime/inspect';
 import { HookedModel } from '../../src/runtime/instrument/hookedModel';
-import { causalTrace } from '../../src/runtime/methods/causalTrace';
+import { causalTrace, planBatches } from '../../src/runtime/methods/causalTrace';
 import type { TraceKind } from '../../src/runtime/methods/causalTrace';
 import { TextTokenizer } from '../../src/runtime/tokenizer';
 import { expected, fixture, flat, hasFixture, maxAbsDiff } from './helpers/fixtures';
@@ -36,6 +36,20 @@ for (const name of ['gpt2', 'llama']) {
       assert.ok(Math.abs(got.lowScore - ref.lowScore) < 1e-4, `${label}: low ${got.lowScore} vs ${ref.lowScore}`);
       const diff = maxAbsDiff(flat(got.scores), flat(ref.scores));
       assert.ok(diff < 1e-4, `${label}: scores differ by ${diff}`);
+      // The numbers above come from runs that start at the restored layer and token.
+      assert.equal(got.sweep.mode, 'suffix', `${label}: restorations ran as ${got.sweep.mode}`);
     }
   });
 }
+
+test('batches of a suffix sweep: latest tokens first, a new run where its positions would cost more than a run', () => {
+  const jobs = Array.from({ length: 10 }, (_, i) => ({ token: i + 2 }));
+  const plain = planBatches(jobs, 10, 64, 0);
+  assert.deepEqual(plain.map((b) => b.length), [6, 4], 'without suffix runs: full batches in order');
+  const suffix = planBatches(jobs, 10, 64, 12);
+  assert.deepEqual(suffix.flat().map((j) => j.token).sort((a, b) => a - b), jobs.map((j) => j.token), 'every job once');
+  for (const b of suffix) assert.ok(b.length * 10 <= 64, 'at most 64 rows a run');
+  for (let i = 1; i < suffix.length; i++) assert.ok(Math.min(...suffix[i - 1].map((j) => j.token)) >= Math.max(...suffix[i].map((j) => j.token)), 'runs ordered by token');
+  const cost = (bs: { token: number }[][]): number => bs.reduce((c, b) => c + 32 + b.length * 10 * (12 - Math.min(...b.map((j) => j.token))), 0);
+  assert.ok(cost(suffix) < cost(plain.map((b) => b)), 'cheaper than full batches of the same jobs');
+});

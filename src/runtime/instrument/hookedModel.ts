@@ -15,6 +15,8 @@ import type { HostTensor } from '../tensor';
 import { cachedGraph } from './graphCache';
 import { instrument, patchDefaults } from './rewrite';
 import { restartDefaults, restartFeeds } from './restart';
+import { suffixFeeds } from './suffixFeeds';
+import type { KvPoint } from './suffix';
 import type { Instrumented } from './rewrite';
 
 /** Replace a hook's activation at some (row, position) cells with given values. */
@@ -34,6 +36,8 @@ export interface PrepareSpec {
   patch?: string[];
   /** Blocks become restartable: a run may start at any block from a fed residual stream (see restart.ts). */
   restart?: boolean;
+  /** Restartable blocks that may also start at a token, with earlier positions' keys and values fed (suffix.ts; implies restart). */
+  suffix?: boolean;
   /** Also output `lastLogits` [batch, 1, vocab], and drop the model's full logits. */
   lastTokenLogits?: boolean;
   /** Attention patterns (`blocks.L.attn.hook_pattern`) whose pre-softmax scores take an additive mask (knockout). */
@@ -46,6 +50,15 @@ export interface RunResult {
   lastLogits?: HostTensor;
   /** The model's own outputs that were fetched. */
   outputs: Record<string, HostTensor>;
+  /** With `fetchKv`: every suffix point's keys or values, by its prefix input name (see `kvPoints`). */
+  kv?: Map<string, HostTensor>;
+}
+
+/** Where a run starts: block `block` with `entry` as its input; with `past`, at a token (the entry covers positions t0.. and `past` holds every suffix point's prefix, by input name). */
+export interface RunStart {
+  block: number;
+  entry: HostTensor;
+  past?: Record<string, HostTensor>;
 }
 
 export interface HookedOptions {
@@ -88,10 +101,11 @@ export class HookedModel {
       patch: [...new Set(spec.patch ?? [])].sort(),
       knockout: [...new Set(spec.knockout ?? [])].sort(),
       last: !!spec.lastTokenLogits,
-      restart: !!spec.restart,
+      restart: !!spec.restart || !!spec.suffix,
+      suffix: !!spec.suffix,
     };
     // (Options join the key only when used, so existing on-disk cache keys stay valid.)
-    const key = JSON.stringify({ capture: n.capture, patch: n.patch, last: n.last, ...(n.knockout.length ? { knockout: n.knockout } : {}), ...(n.restart ? { restart: true } : {}) });
+    const key = JSON.stringify({ capture: n.capture, patch: n.patch, last: n.last, ...(n.knockout.length ? { knockout: n.knockout } : {}), ...(n.restart ? { restart: true } : {}), ...(n.suffix ? { suffix: true } : {}) });
     let s = this.sessions.get(key);
     if (!s) {
       s = this.build(n, key);
@@ -119,7 +133,7 @@ export class HookedModel {
     for (const s of all) await s.then((x) => x.release()).catch(() => undefined);
   }
 
-  private async build(n: { capture: string[]; patch: string[]; knockout: string[]; last: boolean; restart: boolean }, key: string): Promise<PreparedSession> {
+  private async build(n: { capture: string[]; patch: string[]; knockout: string[]; last: boolean; restart: boolean; suffix: boolean }, key: string): Promise<PreparedSession> {
     const tensors = (hooks: string[]): Map<string, string> => new Map(hooks.map((h) => [h, this.tensorOf(h)]));
     const cap = tensors(n.capture);
     const pat = tensors(n.patch);
@@ -132,7 +146,7 @@ export class HookedModel {
       lastSpec = { from, logits };
     }
     const restart = n.restart
-      ? { blocks: this.arch.blocks, residPre0: this.tensorOf('blocks.0.hook_resid_pre'), residPost: this.arch.blocks.map((b) => this.tensorOf(`blocks.${b.index}.hook_resid_post`)) }
+      ? { blocks: this.arch.blocks, residPre0: this.tensorOf('blocks.0.hook_resid_pre'), residPost: this.arch.blocks.map((b) => this.tensorOf(`blocks.${b.index}.hook_resid_post`)), suffix: n.suffix }
       : undefined;
     let result: Instrumented | undefined;
     const make = (): Instrumented =>
@@ -170,11 +184,13 @@ export class PreparedSession {
    */
   async run(
     feeds: Record<string, HostTensor>,
-    opts: { patches?: Patch[]; fetch?: string[]; outputs?: string[]; scoreMasks?: Record<string, HostTensor>; start?: { block: number; entry: HostTensor } } = {},
+    opts: { patches?: Patch[]; fetch?: string[]; outputs?: string[]; scoreMasks?: Record<string, HostTensor>; start?: RunStart; fetchKv?: boolean } = {},
   ): Promise<RunResult> {
     const ortFeeds: Record<string, ReturnType<typeof toOrt>> = {};
-    const restart = this.inst.restart ? (opts.start ? restartFeeds(opts.start.block, opts.start.entry) : restartDefaults(this.inst.floatType)) : {};
-    if (opts.start && !this.inst.restart) throw new HookError('this session was not prepared with restartable blocks');
+    const info = this.inst.restart;
+    if (opts.start && !info) throw new HookError('this session was not prepared with restartable blocks');
+    if ((opts.start?.past || opts.fetchKv) && !info?.suffix) throw new HookError('this session was not prepared for suffix runs');
+    const restart = info ? { ...(opts.start ? restartFeeds(opts.start.block, opts.start.entry) : restartDefaults(this.inst.floatType)), ...suffixFeeds(info, opts.start?.past, opts.start?.block) } : {};
     for (const [k, v] of Object.entries({ ...patchDefaults(this.inst), ...restart, ...feeds })) ortFeeds[k] = toOrt(v);
     const byTensor = new Map<string, Patch[]>();
     for (const p of opts.patches ?? []) {
@@ -204,12 +220,20 @@ export class PreparedSession {
     }
     if (this.inst.lastLogits) fetchNames.push(this.inst.lastLogits);
     fetchNames.push(...(opts.outputs ?? []));
+    const kvPoints = opts.fetchKv ? info!.suffix!.kv : [];
+    fetchNames.push(...kvPoints.map((p) => p.value));
     const out = await this.open.session.run(ortFeeds, [...new Set(fetchNames)]);
     const cache = new Map<string, HostTensor>();
     for (const h of opts.fetch ?? []) cache.set(h, fromOrt(out[this.inst.captureOutputs.get(this.captured.get(h)!)!]));
     const outputs: RunResult['outputs'] = {};
     for (const o of opts.outputs ?? []) outputs[o] = fromOrt(out[o]);
-    return { cache, outputs, lastLogits: this.inst.lastLogits ? fromOrt(out[this.inst.lastLogits]) : undefined };
+    const kv = opts.fetchKv ? new Map(kvPoints.map((p) => [p.input, fromOrt(out[p.value])])) : undefined;
+    return { cache, outputs, kv, lastLogits: this.inst.lastLogits ? fromOrt(out[this.inst.lastLogits]) : undefined };
+  }
+
+  /** The suffix points (keys and values per block, with their sequence axes), when prepared with `suffix`. */
+  get kvPoints(): KvPoint[] | undefined {
+    return this.inst.restart?.suffix?.kv;
   }
 
   /** Element type of the score mask a knockout point takes (`knockoutMask` builds one). */

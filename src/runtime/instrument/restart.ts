@@ -17,6 +17,8 @@ import type { OnnxGraph } from '../onnx/graph';
 import { DataType } from '../onnx/types';
 import type { GraphProto, NodeProto, TensorProto, ValueInfoProto } from '../onnx/types';
 import type { HostTensor } from '../tensor';
+import { addSuffixRuns, SUFFIX_INPUT } from './suffix';
+import type { SuffixInfo } from './suffix';
 
 export const START_INPUT = 'mechanist.start';
 export const ENTRY_INPUT = 'mechanist.entry';
@@ -28,6 +30,8 @@ export interface RestartInfo {
   /** The residual value each block hands on (as named in the rewritten graph). */
   blockOutputs: string[];
   floatType: number;
+  /** Set when runs may also start at a token (suffix.ts). */
+  suffix?: SuffixInfo;
 }
 
 function scalarZero(name: string, elemType: number): TensorProto {
@@ -44,26 +48,25 @@ function graphProto(name: string, node: NodeProto[], output: ValueInfoProto[], i
  * order) in place. `blockIn0` is the residual stream entering block 0 and `blockOut[l]` block
  * l's residual output, as named in `g` (after patches).
  */
-export function makeRestartable(g: GraphProto, original: OnnxGraph, blocks: BlockInfo[], blockIn0: string, blockOut: string[], floatType: number, elemTypeOf: (v: string) => number | undefined): RestartInfo {
+export function makeRestartable(
+  g: GraphProto,
+  original: OnnxGraph,
+  blocks: BlockInfo[],
+  blockIn0: string,
+  blockOut: string[],
+  floatType: number,
+  elemTypeOf: (v: string) => number | undefined,
+  opts: { suffix?: boolean } = {},
+): RestartInfo {
   const blockIn = [blockIn0, ...blockOut.slice(0, -1)];
   if (!blocks.length) throw new RestartUnsupported('no blocks');
   const origCount = original.nodes.length;
   const producer = new Map<string, number>();
   g.node.forEach((n, i) => n.output.forEach((o) => o && producer.set(o, i)));
-  const consumers = new Map<string, number[]>();
-  g.node.forEach((n, i) =>
-    n.input.forEach((x) => {
-      if (!x) return;
-      const list = consumers.get(x) ?? [];
-      list.push(i);
-      consumers.set(x, list);
-    }),
-  );
-  const graphOutputs = new Set(g.output.map((o) => o.name));
 
   // Which block each node belongs to: original nodes by module subtree; added nodes (patch
   // points) go with the block that produces the value they read.
-  const blockOf = new Int32Array(g.node.length).fill(-1);
+  const blockOf: number[] = new Array<number>(g.node.length).fill(-1);
   blocks.forEach((b, l) => {
     for (const name of b.nodes) {
       const n = original.nodeByName.get(name);
@@ -88,6 +91,40 @@ export function makeRestartable(g: GraphProto, original: OnnxGraph, blocks: Bloc
       else blockOf[i] = -1;
     }
   });
+
+  let suffix: SuffixInfo | undefined;
+  if (opts.suffix) {
+    suffix = addSuffixRuns(g, blockOf, blockIn, blocks.map((b) => b.attention?.softmax), floatType, elemTypeOf, ENTRY_INPUT);
+    // A suffix run may start at block 0 too: its input is then the fed entry.
+    const in0 = 'mechanist.restart/in0';
+    for (let i = 0; i < g.node.length; i++) if (blockOf[i] === 0) g.node[i].input = g.node[i].input.map((x) => (x === blockIn0 ? in0 : x));
+    const thenOut = `${in0}::entry`;
+    const elseOut = `${in0}::stream`;
+    const out = (n: string): ValueInfoProto[] => [{ name: n, type: { tensor_type: { elem_type: floatType } } }];
+    g.node.push({
+      name: 'mechanist/restart/in0/If',
+      op_type: 'If',
+      domain: '',
+      input: [SUFFIX_INPUT],
+      output: [in0],
+      attribute: [
+        { name: 'then_branch', type: 5, g: graphProto('mechanist_in0_entry', [{ name: 'mechanist/restart/in0/entry', op_type: 'Identity', domain: '', input: [ENTRY_INPUT], output: [thenOut], attribute: [] }], out(thenOut)), floats: [], ints: [], strings: [], tensors: [], graphs: [] },
+        { name: 'else_branch', type: 5, g: graphProto('mechanist_in0_stream', [{ name: 'mechanist/restart/in0/stream', op_type: 'Identity', domain: '', input: [blockIn0], output: [elseOut], attribute: [] }], out(elseOut)), floats: [], ints: [], strings: [], tensors: [], graphs: [] },
+      ],
+    });
+    blockOf.push(-1);
+  }
+
+  const consumers = new Map<string, number[]>();
+  g.node.forEach((n, i) =>
+    n.input.forEach((x) => {
+      if (!x) return;
+      const list = consumers.get(x) ?? [];
+      list.push(i);
+      consumers.set(x, list);
+    }),
+  );
+  const graphOutputs = new Set(g.output.map((o) => o.name));
 
   const newNodes: NodeProto[] = [];
   const inits: TensorProto[] = [];
@@ -129,7 +166,7 @@ export function makeRestartable(g: GraphProto, original: OnnxGraph, blocks: Bloc
     const body = topoSort(
       members.map((j) => {
         const n = g.node[j];
-        return { ...n, output: n.output.map((o) => rename.get(o) ?? o), input: n.input.map((x) => rename.get(x) ?? x) };
+        return { ...renameReads(n, rename), output: n.output.map((o) => rename.get(o) ?? o) };
       }),
     );
     const outs = [blockOut[l], ...extra];
@@ -166,7 +203,29 @@ export function makeRestartable(g: GraphProto, original: OnnxGraph, blocks: Bloc
   g.node = newNodes;
   g.initializer = [...g.initializer, ...inits];
   g.input = [...g.input, { name: START_INPUT, type: { tensor_type: { elem_type: DataType.INT64 } } }, { name: ENTRY_INPUT, type: { tensor_type: { elem_type: floatType } } }];
-  return { blockOutputs: blockOut, floatType };
+  return { blockOutputs: blockOut, floatType, suffix };
+}
+
+/** `n` reading renamed values, also inside its subgraphs (an If's branches read outer values by name). */
+function renameReads(n: NodeProto, rename: Map<string, string>): NodeProto {
+  const attribute = n.attribute.map((a) => {
+    if (!a.g) return a;
+    const own = new Set(a.g.node.flatMap((x) => x.output));
+    const inner = new Map([...rename].filter(([k]) => !own.has(k)));
+    return { ...a, g: { ...a.g, node: a.g.node.map((x) => renameReads(x, inner)) } };
+  });
+  return { ...n, input: n.input.map((x) => rename.get(x) ?? x), attribute };
+}
+
+/** The values a node reads: its inputs and what its subgraphs read from outside them. */
+function reads(n: NodeProto): string[] {
+  const out = [...n.input];
+  for (const a of n.attribute) {
+    if (!a.g) continue;
+    const own = new Set(a.g.node.flatMap((x) => x.output));
+    for (const x of a.g.node) for (const r of reads(x)) if (r && !own.has(r)) out.push(r);
+  }
+  return out;
 }
 
 /** Orders nodes so each comes after the producers of its inputs (patch points were appended last). */
@@ -179,7 +238,7 @@ function topoSort(nodes: NodeProto[]): NodeProto[] {
     if (state.get(n) === 2) return;
     if (state.get(n) === 1) throw new RestartUnsupported(`a cycle through ${n.name}`);
     state.set(n, 1);
-    for (const x of n.input) {
+    for (const x of reads(n)) {
       const p = producedBy.get(x);
       if (p) visit(p);
     }

@@ -35,7 +35,7 @@ export interface InstrumentSpec {
   /** Softmax outputs (attention patterns) whose scores get an additive mask input (attention knockout, see knockout.ts). */
   scoreMasks?: string[];
   /** Make the blocks restartable (restart.ts): each block's nodes and its block output tensor. */
-  restart?: { blocks: BlockInfo[]; residPre0: string; residPost: string[] };
+  restart?: { blocks: BlockInfo[]; residPre0: string; residPost: string[]; suffix?: boolean };
 }
 
 /** Names of the inputs/outputs a rewrite added. */
@@ -217,6 +217,7 @@ export function instrument(model: OnnxModel, graph: OnnxGraph, spec: InstrumentS
         spec.restart.residPost.map((v) => renamed.get(v) ?? v),
         floatType,
         (v) => graph.types.get(v.replace(/::patched$/, ''))?.elemType,
+        { suffix: spec.restart.suffix },
       )
     : undefined;
   const proto: ModelProto = { ...model.proto, graph: newGraph };

@@ -7,11 +7,12 @@
  */
 import { throwIfCancelled } from '../cancel';
 import { InputError, textFeeds } from '../feeds';
-import type { Patch, PreparedSession } from '../instrument/hookedModel';
+import type { Patch, PreparedSession, RunStart } from '../instrument/hookedModel';
 import { RestartUnsupported } from '../instrument/restart';
+import { SuffixUnsupported } from '../instrument/suffix';
 import type { HookedModel } from '../instrument/hookedModel';
 import { Random } from '../random';
-import { asFloat32, fromFloat32, softmax } from '../tensor';
+import { asFloat32, fromFloat32, sliceAxis, softmax, tileRows } from '../tensor';
 import type { HostTensor } from '../tensor';
 import type { TextTokenizer } from '../tokenizer';
 import { maxPositions } from './positions';
@@ -60,6 +61,12 @@ export interface TraceResult {
   /** scores[layer][token]: mean p(answer) with that (layer, token) restored. */
   scores: number[][];
   corruption: { type: 'noise'; nu: number; samples: number; seed?: number } | { type: 'replace'; subject: string; subjectIds: number[] };
+  /**
+   * How the restorations ran: `suffix` (from the restored layer and token, earlier positions'
+   * keys and values from the corrupted run), `restart` (from the restored layer, every
+   * position), `full` (every layer); with the number of session runs and rows.
+   */
+  sweep: { mode: 'suffix' | 'restart' | 'full'; runs: number; rows: number };
 }
 
 export interface TraceProgress {
@@ -91,21 +98,28 @@ export async function causalTrace(hooked: HookedModel, tok: TextTokenizer, req: 
   // hook, captures of the same for the clean run, logits at the last position only.
   const restoreHooks = kinds.flatMap((k) => Array.from({ length: L }, (_, l) => HOOK[k](l)));
   const residHooks = Array.from({ length: L }, (_, l) => HOOK.residual(l));
+  // What enters each block (and, at L, the final norm): block 0's input, then every block's output.
+  const blockInputs = ['blocks.0.hook_resid_pre', ...residHooks];
   const noise = req.corruption.type === 'noise';
   const patchHooks = [...new Set([...(noise ? ['hook_embed'] : []), ...restoreHooks])];
-  const captureHooks = [...new Set([...patchHooks, ...residHooks])];
+  const captureHooks = [...new Set([...patchHooks, ...residHooks, 'blocks.0.hook_resid_pre'])];
   // Restartable blocks let a restoration at layer l start there from the corrupted run's
-  // residual stream instead of recomputing the layers below it; graphs whose blocks share
-  // state cannot be restructured and run every row from the embeddings.
-  let session: PreparedSession;
-  let restartable = true;
-  try {
-    session = await hooked.prepare({ capture: captureHooks, patch: patchHooks, lastTokenLogits: true, restart: true });
-  } catch (e) {
-    if (!(e instanceof RestartUnsupported)) throw e;
-    restartable = false;
-    session = await hooked.prepare({ capture: captureHooks, patch: patchHooks, lastTokenLogits: true });
+  // residual stream instead of recomputing the layers below it, and, in a causal model, at the
+  // restored token with the earlier positions' keys and values taken from the corrupted run
+  // (suffix.ts). Graphs that cannot be restructured so fall back a step at a time.
+  const causal = arch.family === 'gpt2' || arch.family === 'llama';
+  let session: PreparedSession | undefined;
+  let mode: 'suffix' | 'restart' | 'full' = 'full';
+  for (const m of causal ? (['suffix', 'restart', 'full'] as const) : (['restart', 'full'] as const)) {
+    try {
+      session = await hooked.prepare({ capture: captureHooks, patch: patchHooks, lastTokenLogits: true, restart: m !== 'full', suffix: m === 'suffix' });
+      mode = m;
+      break;
+    } catch (e) {
+      if (!(e instanceof RestartUnsupported || e instanceof SuffixUnsupported) || m === 'full') throw e;
+    }
   }
+  if (!session) throw new Error('unreachable: no session was prepared');
   throwIfCancelled(signal);
 
   // Clean run.
@@ -169,9 +183,24 @@ export async function causalTrace(hooked: HookedModel, tok: TextTokenizer, req: 
   };
 
   progress?.report({ message: 'corrupted run' });
-  const corrupted = await session.run(corruptFeeds(samples), { patches: corruptPatches(samples), fetch: restartable ? residHooks : [] });
+  const corrupted = await session.run(corruptFeeds(samples), { patches: corruptPatches(samples), fetch: mode === 'full' ? [] : blockInputs, fetchKv: mode === 'suffix' });
   const lowScore = meanProb(corrupted.lastLogits!, answerId, 0, samples);
   throwIfCancelled(signal);
+  /** The corrupted run's input to block `start` at positions t0.., and every later block's keys and values before t0, for `rows` rows. */
+  const suffixStart = (start: number, t0: number, rows: number): RunStart => {
+    const past: Record<string, HostTensor> = {};
+    for (const p of session.kvPoints ?? []) if (p.block >= start) past[p.input] = tileRows(sliceAxis(corrupted.kv!.get(p.input)!, p.axis, 0, t0), rows);
+    return { block: start, entry: tileRows(sliceAxis(corrupted.cache.get(blockInputs[start])!, 1, t0, S), rows), past };
+  };
+  // A suffix run with nothing restored must give the corrupted run's logits; a graph whose
+  // masks or positions the rewrite did not see would not (then restorations run at full length).
+  if (mode === 'suffix' && S > 1) {
+    const t0 = Math.floor(S / 2);
+    const probe = await session.run(corruptFeeds(samples), { start: suffixStart(0, t0, samples) }).catch(() => undefined);
+    const want = asFloat32(corrupted.lastLogits!);
+    const scale = Math.max(1, ...want.map(Math.abs));
+    if (!probe || maxAbsDiff(asFloat32(probe.lastLogits!), want) > 1e-4 * scale) mode = 'restart';
+  }
 
   // Restorations: every (kind, layer, token) is `samples` rows; batch them.
   interface Job {
@@ -182,56 +211,61 @@ export async function causalTrace(hooked: HookedModel, tok: TextTokenizer, req: 
   // In a causal (decoder-only) model, the states before the subject never see it: they are
   // the same in the clean and the corrupted run, so restoring them gives the corrupted score
   // exactly. Those (layer, token) cells are filled in without running.
-  const causal = arch.family === 'gpt2' || arch.family === 'llama';
   const firstAffected = causal ? s0 : 0;
   const jobs: Job[] = [];
   for (const kind of kinds) for (let l = 0; l < L; l++) for (let t = firstAffected; t < S; t++) jobs.push({ kind, layer: l, token: t });
-  const perBatch = Math.max(1, Math.floor((req.maxBatchRows ?? 64) / samples));
+  const maxRows = Math.max(samples, req.maxBatchRows ?? 64);
   const scores = new Map<TraceKind, number[][]>(kinds.map((k) => [k, Array.from({ length: L }, () => new Array<number>(S).fill(lowScore))]));
   // The block a job's rows can start at: after the restored layer (residual), or at the
   // window's first layer (mlp/attn); 0 when blocks are not restartable.
   const layersOf = (job: Job): number[] => (job.kind === 'residual' ? [job.layer] : windowLayers(job.layer, window, L));
-  const startOf = (job: Job): number => (!restartable ? 0 : job.kind === 'residual' ? job.layer + 1 : layersOf(job)[0]);
+  const startOf = (job: Job): number => (mode === 'full' ? 0 : job.kind === 'residual' ? job.layer + 1 : layersOf(job)[0]);
   const groups = new Map<number, Job[]>();
   for (const job of jobs) groups.set(startOf(job), [...(groups.get(startOf(job)) ?? []), job]);
-  let doneJobs = 0;
+  const batches: { start: number; jobs: Job[] }[] = [];
   for (const [start, group] of [...groups].sort((a, b) => a[0] - b[0])) {
-    for (let j0 = 0; j0 < group.length; j0 += perBatch) {
-      throwIfCancelled(signal);
-      const batch = group.slice(j0, j0 + perBatch);
-      const rows = batch.length * samples;
-      const patches: Patch[] = start === 0 ? corruptPatches(rows) : [];
-      let entry: HostTensor | undefined;
-      if (start > 0) {
-        // Each row enters block `start` with its corrupted sample's residual stream ...
-        const corr = corrupted.cache.get(residHooks[start - 1])!;
-        const perRow = corr.data.length / samples;
-        const Ctor = corr.data.constructor as new (n: number) => Float32Array | Uint16Array;
-        const data = new Ctor(rows * perRow);
-        for (let r = 0; r < rows; r++) data.set((corr.data as Float32Array | Uint16Array).subarray((r % samples) * perRow, ((r % samples) + 1) * perRow), r * perRow);
-        entry = { type: corr.type, data, dims: [rows, ...corr.dims.slice(1)] };
+    for (const b of planBatches(group, samples, maxRows, mode === 'suffix' ? S : 0)) batches.push({ start, jobs: b });
+  }
+  const cleanCut = new Map<string, HostTensor>();
+  /** A clean hook value at positions t0.. (patch values of a suffix run). */
+  const cleanFrom = (hook: string, t0: number): HostTensor => {
+    const key = `${hook}@${t0}`;
+    let v = cleanCut.get(key);
+    if (!v) cleanCut.set(key, (v = t0 ? sliceAxis(clean.cache.get(hook)!, 1, t0, S) : clean.cache.get(hook)!));
+    return v;
+  };
+  let doneJobs = 0;
+  for (const { start, jobs: batch } of batches) {
+    throwIfCancelled(signal);
+    const rows = batch.length * samples;
+    // Suffix runs start at the batch's earliest restored token; positions before it are the corrupted run's.
+    const t0 = mode === 'suffix' ? Math.min(...batch.map((j) => j.token)) : 0;
+    let begin: RunStart | undefined;
+    const patches: Patch[] = [];
+    if (t0 > 0) begin = suffixStart(start, t0, rows);
+    else if (start > 0) begin = { block: start, entry: tileRows(corrupted.cache.get(blockInputs[start])!, rows) };
+    else patches.push(...corruptPatches(rows));
+    batch.forEach((job, b) => {
+      const rowsOfJob = range(b * samples, (b + 1) * samples);
+      for (const l of layersOf(job)) {
+        const hook = HOOK[job.kind](l);
+        if (job.kind === 'residual' && begin) {
+          // A residual restoration at layer l is exactly the entry of block l + 1: write the
+          // restored token's clean state into it.
+          const clean1 = clean.cache.get(hook)!;
+          const D = clean1.dims[clean1.dims.length - 1];
+          const cell = (clean1.data as Float32Array | Uint16Array).subarray(job.token * D, (job.token + 1) * D);
+          const Sp = begin.entry.dims[1];
+          for (const r of rowsOfJob) (begin.entry.data as Float32Array | Uint16Array).set(cell, (r * Sp + job.token - t0) * D);
+        } else patches.push({ hook, rows: rowsOfJob, positions: [job.token - t0], value: cleanFrom(hook, t0) });
       }
-      batch.forEach((job, b) => {
-        const rowsOfJob = range(b * samples, (b + 1) * samples);
-        for (const l of layersOf(job)) {
-          const hook = HOOK[job.kind](l);
-          if (job.kind === 'residual' && entry) {
-            // ... with the restored token's clean state written in (a residual restoration
-            // at layer l is exactly the entry of block l + 1).
-            const clean1 = clean.cache.get(hook)!;
-            const D = clean1.dims[clean1.dims.length - 1];
-            const cell = (clean1.data as Float32Array | Uint16Array).subarray(job.token * D, (job.token + 1) * D);
-            for (const r of rowsOfJob) (entry.data as Float32Array | Uint16Array).set(cell, (r * S + job.token) * D);
-          } else patches.push({ hook, rows: rowsOfJob, positions: [job.token], value: clean.cache.get(hook)! });
-        }
-      });
-      const out = (await session.run(corruptFeeds(rows), { patches, start: entry ? { block: start, entry } : undefined })).lastLogits!;
-      batch.forEach((job, b) => {
-        scores.get(job.kind)![job.layer][job.token] = meanProb(out, answerId, b * samples, (b + 1) * samples);
-      });
-      doneJobs += batch.length;
-      progress?.report({ fraction: doneJobs / jobs.length, message: `restored ${doneJobs} of ${jobs.length} (layer, token) states` });
-    }
+    });
+    const out = (await session.run(corruptFeeds(rows), { patches, start: begin })).lastLogits!;
+    batch.forEach((job, b) => {
+      scores.get(job.kind)![job.layer][job.token] = meanProb(out, answerId, b * samples, (b + 1) * samples);
+    });
+    doneJobs += batch.length;
+    progress?.report({ fraction: doneJobs / jobs.length, message: `restored ${doneJobs} of ${jobs.length} (layer, token) states` });
   }
 
   return kinds.map((kind) => ({
@@ -244,16 +278,59 @@ export async function causalTrace(hooked: HookedModel, tok: TextTokenizer, req: 
     lowScore,
     scores: scores.get(kind)!,
     corruption: corruptionInfo,
+    sweep: { mode, runs: batches.length, rows: batches.reduce((n, b) => n + b.jobs.length * samples, 0) },
   }));
 }
 
-/** Mean over rows [r0, r1) of softmax(last logits)[answer]. */
+/**
+ * Splits one start block's jobs into session runs of at most `maxRows` rows. With suffix runs
+ * (`seqLen` > 0) a run computes positions from its earliest token on, so jobs are taken latest
+ * token first and a run ends where the positions it would add cost more than another run's
+ * fixed overhead (a small dynamic program over the sorted jobs); without, runs are simply full.
+ */
+export function planBatches<J extends { token: number }>(group: J[], samples: number, maxRows: number, seqLen: number): J[][] {
+  const perRun = Math.max(1, Math.floor(maxRows / samples));
+  if (!seqLen) return Array.from({ length: Math.ceil(group.length / perRun) }, (_, i) => group.slice(i * perRun, (i + 1) * perRun));
+  const sorted = [...group].sort((a, b) => b.token - a.token);
+  // Cost in token-rows; a run's fixed cost (If nodes, feeds, small kernels) is about that of 32 more.
+  const OVERHEAD = 32;
+  const best = new Array<number>(sorted.length + 1).fill(Infinity);
+  const cut = new Array<number>(sorted.length + 1).fill(0);
+  best[0] = 0;
+  for (let i = 1; i <= sorted.length; i++) {
+    for (let j = Math.max(0, i - perRun); j < i; j++) {
+      const cost = best[j] + OVERHEAD + (i - j) * samples * (seqLen - sorted[i - 1].token);
+      if (cost < best[i]) {
+        best[i] = cost;
+        cut[i] = j;
+      }
+    }
+  }
+  const out: J[][] = [];
+  for (let i = sorted.length; i > 0; i = cut[i]) out.unshift(sorted.slice(cut[i], i));
+  return out;
+}
+
+/** Mean over rows [r0, r1) of softmax(last logits)[answer] (no per-row buffers: thousands of rows x the vocabulary). */
 function meanProb(lastLogits: HostTensor, answer: number, r0: number, r1: number): number {
   const V = lastLogits.dims[lastLogits.dims.length - 1];
   const all = asFloat32(lastLogits);
   let sum = 0;
-  for (let r = r0; r < r1; r++) sum += softmax(all.subarray(r * V, (r + 1) * V))[answer];
+  for (let r = r0; r < r1; r++) {
+    const o = r * V;
+    let max = -Infinity;
+    for (let i = 0; i < V; i++) if (all[o + i] > max) max = all[o + i];
+    let z = 0;
+    for (let i = 0; i < V; i++) z += Math.exp(all[o + i] - max);
+    sum += Math.exp(all[o + answer] - max) / z;
+  }
   return sum / (r1 - r0);
+}
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return a.length === b.length ? m : Infinity;
 }
 
 function argmax(p: ArrayLike<number>): number {

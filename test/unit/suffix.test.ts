@@ -1,0 +1,39 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { textFeeds } from '../../src/runtime/feeds';
+import { openModel } from '../../src/runtime/inspect';
+import { HookedModel } from '../../src/runtime/instrument/hookedModel';
+import { asFloat32, sliceAxis } from '../../src/runtime/tensor';
+import type { HostTensor } from '../../src/runtime/tensor';
+import { expected, fixture, hasFixture, maxAbsDiff } from './helpers/fixtures';
+
+// A run that starts at block s and token t0, fed the residual stream at positions t0.. and
+// every later block's keys and values of positions ..t0 from a full run, gives that run's
+// last-position logits: the positions before t0 are not recomputed.
+for (const name of ['gpt2', 'llama', 'gpt2-external']) {
+  test(`${name}: suffix runs (start at a block and a token, earlier keys and values fed) give the full run's logits`, { skip: !hasFixture(name) && 'fixture not generated' }, async (t) => {
+    const { model, graph, arch } = openModel(fixture(name));
+    const hooked = new HookedModel(model, graph, arch);
+    t.after(() => hooked.dispose());
+    const ids: number[] = expected(name).prompt?.ids ?? expected(name).runs[0].inputs.input_ids.data.slice(0, 5);
+    const S = ids.length;
+    const inputs = ['blocks.0.hook_resid_pre', ...arch.blocks.map((b) => `blocks.${b.index}.hook_resid_post`)];
+    const s = await hooked.prepare({ capture: inputs, lastTokenLogits: true, suffix: true });
+    const points = s.kvPoints!;
+    assert.equal(points.length, 2 * arch.layers, 'keys and values of every block');
+    const full = await s.run(textFeeds(graph, [ids]), { fetch: inputs, fetchKv: true });
+    const scale = Math.max(...asFloat32(full.lastLogits!).map(Math.abs));
+    for (let block = 0; block < arch.layers; block++) {
+      for (const t0 of [1, Math.floor(S / 2), S - 1]) {
+        const resid = full.cache.get(inputs[block])!;
+        const past: Record<string, HostTensor> = {};
+        for (const p of points) if (p.block >= block) past[p.input] = sliceAxis(full.kv!.get(p.input)!, p.axis, 0, t0);
+        const r = await s.run(textFeeds(graph, [ids]), { start: { block, entry: sliceAxis(resid, 1, t0, S), past } });
+        const d = maxAbsDiff(asFloat32(r.lastLogits!), asFloat32(full.lastLogits!));
+        assert.ok(d < 1e-5 * Math.max(1, scale), `block ${block}, token ${t0}: logits differ by ${d}`);
+      }
+    }
+    const plain = await s.run(textFeeds(graph, [ids]), {});
+    assert.equal(maxAbsDiff(asFloat32(plain.lastLogits!), asFloat32(full.lastLogits!)), 0, 'suffix off = the full run');
+  });
+}
