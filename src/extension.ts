@@ -31,7 +31,7 @@ import { ModelEditorProvider } from './webviews/modelSummary/panel';
 import { DecomposePanel } from './webviews/decompose/panel';
 import type { DecomposeRun } from './webviews/decompose/protocol';
 import { LocalizePanel } from './webviews/localize/panel';
-import type { LocalizeRun } from './webviews/localize/protocol';
+import type { EditConceptArgs, LocalizeRun } from './webviews/localize/protocol';
 import { TracePanel } from './webviews/trace/panel';
 import type { TraceRun } from './webviews/trace/protocol';
 
@@ -55,7 +55,7 @@ export interface MechanistApi extends AttentionApi, EditApi {
   /** Open localization panels: run id and whether the webview loaded. */
   localizePanels(): { runId: string; loaded: boolean }[];
   /** What the localization panel's edit button does for a window of an open run's panel. */
-  localizeEdit(runId: string, start: number): Promise<{ started: boolean; message?: string }>;
+  localizeEdit(runId: string, start: number, answers?: EditConceptArgs['answers']): Promise<{ started: boolean; message?: string }>;
   /** Reveals (selects) a block part or head in the Layer Explorer, as a click on a result does. */
   reveal(modelPath: string, layer: number, part?: ExplorerNode['kind'], head?: number): Promise<boolean>;
   engine: EngineClient;
@@ -142,10 +142,10 @@ export function activate(context: vscode.ExtensionContext): MechanistApi {
     localize: localizeFeature.localize,
     localizePanels: () => LocalizePanel.panels().map((p) => ({ runId: p.runId, loaded: p.loaded })),
     reveal: services.reveal,
-    localizeEdit: async (runId, start) => {
+    localizeEdit: async (runId, start, answers) => {
       const panel = LocalizePanel.panels().find((p) => p.runId === runId);
       if (!panel) throw new Error(`no open localization panel for run ${runId}`);
-      return panel.edit(start);
+      return panel.edit(start, answers);
     },
     engine,
     ...attentionFeature.api,

@@ -37,7 +37,7 @@ function header(v: EditView, actions: EditActions): HTMLElement {
   const r = v.run.result;
   const facts = h('dl', { class: 'edit-facts' });
   const fact = (term: string, ...value: (Node | string)[]) => facts.append(h('dt', {}, term), h('dd', {}, ...value));
-  const kind = r.kind === 'language-model' ? 'language model' : 'text encoder';
+  const kind = r.kind === 'language-model' ? 'language model' : r.kind === 'encoder-decoder' ? 'encoder-decoder' : 'text encoder';
   const reveal = h('a', { href: '#', class: 'edit-link', title: 'Select this layer in the Layer Explorer' }, 'reveal');
   reveal.addEventListener('click', (e) => {
     e.preventDefault();
@@ -45,9 +45,12 @@ function header(v: EditView, actions: EditActions): HTMLElement {
   });
   fact('Layer', h('span', { class: 'mono' }, r.layer), h('span', { class: 'muted' }, ` · ${kind} · `), reveal);
   if (r.localisation) fact('Chosen by', h('span', { class: 'muted' }, r.localisation.method === 'causal-trace' ? `causal trace: ${r.localisation.note}` : r.localisation.note));
-  fact('Weight', h('span', { class: 'mono path' }, weightText(r)));
+  // Runs stored before multi-weight edits have no `edits`.
+  const edits = r.edits?.length ? r.edits : [r];
+  fact(edits.length > 1 ? `Weights (${edits.length})` : 'Weight', ...edits.flatMap((e, i) => [...(i ? [h('br', {})] : []), h('span', { class: 'mono path' }, weightText(e))]));
+  if (r.decoder) fact('Decoder prompt', h('span', { class: 'mono' }, JSON.stringify(r.decoder.prompt)), h('span', { class: 'muted' }, ` · ids ${r.decoder.ids.join(' ')}${r.decoder.encoder ? ` · conditioning from ${r.decoder.encoder}` : ''}`));
   fact('Norm change', '‖ΔW‖ ', h('strong', {}, fixed(r.norms.delta, 4)), ` = ${relativeChange(r)} of ‖W‖ ${fixed(r.norms.weight, 4)}`);
-  fact('Keys', `${r.keys} (${r.positions === 'last' ? 'the concept’s last token' : 'the concept’s last token and after'}, ${r.templates.length} templates) · λ ${r.lambda}${r.preserveWeight ? ` · preservation weight ${r.preserveWeight}` : ''}`);
+  fact('Keys', `${r.keys}${edits.length > 1 ? ' per weight' : ''} (${r.positions === 'last' ? 'the concept’s last token' : 'the concept’s last token and after'}, ${r.templates.length} templates) · λ ${r.lambda}${r.preserveWeight ? ` · preservation weight ${r.preserveWeight}` : ''}`);
   fact('Time', timingText(r));
   fact('Edited model', h('span', { class: 'mono path', title: v.file.out }, v.file.out), ' ', fileStatus(v));
   if (v.file.files.length > 1) fact('Also written', h('span', { class: 'mono path' }, v.file.files.filter((f) => f !== v.file.out).join(', ')));

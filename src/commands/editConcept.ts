@@ -2,9 +2,11 @@
  * "Mechanist: Edit Concept Here...": a closed-form edit of one linear weight (Diff-QuickFix /
  * LocoEdit) at a Layer Explorer node (block, MLP, attention, a cross-attention K/V projection),
  * from the palette (model and layer asked, `auto` offered) or from the localization panel
- * (`{modelPath, layers, projections}`: one of those weights). Asks source, target, templates,
- * lambda and the new file; runs with a cancellable progress notification; records the run and
- * opens the before/after panel, whose buttons open, discard or move the edited model.
+ * (`{modelPath, layers, projections, ...}`: the window's K and V projections, all edited together
+ * into one file by default, as LocoEdit edits every layer of a localised window). Asks source,
+ * target, templates, (encoder-decoders: the decoder prompt and, for a decoder exported apart, the
+ * encoder file) lambda and the new file; runs with a cancellable progress notification; records
+ * the run and opens the before/after panel, whose buttons open, discard or move the edited model.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -20,16 +22,27 @@ import { EditPanel } from '../webviews/edit/panel';
 import type { EditHost } from '../webviews/edit/panel';
 import { blockOf } from '../webviews/edit/protocol';
 import type { EditFileState, EditRun } from '../webviews/edit/protocol';
+import { askEncoder } from './localize';
 import { pickModel, requireTrust } from './pickModel';
 
-/** What an edit needs besides the model (the API passes it directly; `out` is the new file). */
-export type EditInputs = Omit<RuntimeEditRequest, 'backend'>;
+/** What an edit needs besides the model (the API passes it directly; `out` is the new file; `encoder`: a decoder's encoder file). */
+export type EditInputs = Omit<RuntimeEditRequest, 'backend'> & { encoder?: string };
 
-/** The argument the localization panel passes: a model and the layers (and projections) it found. */
+/**
+ * The argument the localization panel passes: a model, the window's cross-attention layers and
+ * projections, and what the localization compared (the edit's defaults: source and target are
+ * where the two prompts differ, the template is the prompt with that span as {}).
+ */
 export interface EditConceptArg {
   modelPath: string;
   layers?: string[];
   projections?: ('k' | 'v')[];
+  encoderPath?: string;
+  prompt?: string;
+  targetPrompt?: string;
+  decoderPrompt?: string;
+  /** Answers given by the caller (an API, a test): those questions are not asked. */
+  answers?: Partial<EditInputs>;
 }
 
 /** What the edit feature adds to the extension's API (for tests). */
@@ -38,6 +51,8 @@ export interface EditApi {
   edit(modelPath: string, inputs: EditInputs): Promise<EditRun | undefined>;
   /** Open edit panels: run id and whether the webview loaded. */
   editPanels(): { runId: string; loaded: boolean }[];
+  /** A stored edit run (its whole result). */
+  editRun(runId: string): EditRun | undefined;
   /** Where a run's edited model is now. */
   editFile(runId: string): EditFileState | undefined;
   /** Opens a run's edited model in the Layer Explorer, as the panel's button does. */
@@ -49,7 +64,7 @@ export interface EditApi {
 }
 
 /** The inputs last used per model, offered again. */
-const last = new Map<string, Pick<EditInputs, 'source' | 'target' | 'templates' | 'lambda'>>();
+const last = new Map<string, Pick<EditInputs, 'source' | 'target' | 'templates' | 'lambda' | 'decoderPrompt'>>();
 
 /** A concept as part of a file name: `red circle` -> `red-circle`. */
 export function slug(s: string): string {
@@ -88,6 +103,23 @@ export function templatesProblem(text: string): string | undefined {
   return bad ? `"${bad}" has no {} for the concept` : undefined;
 }
 
+/**
+ * Source, target and template from a localization's prompt pair: the words where the two differ
+ * (`the big ball is red` / `the big ball is blue` -> `red`, `blue`, `the big ball is {}`).
+ */
+export function conceptsOf(prompt: string, targetPrompt: string): { source: string; target: string; template: string } | undefined {
+  const a = prompt.trim().split(/\s+/);
+  const b = targetPrompt.trim().split(/\s+/);
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  let j = 0;
+  while (j < a.length - i && j < b.length - i && a[a.length - 1 - j] === b[b.length - 1 - j]) j++;
+  const source = a.slice(i, a.length - j).join(' ');
+  const target = b.slice(i, b.length - j).join(' ');
+  if (!source || !target) return undefined;
+  return { source, target, template: [...a.slice(0, i), '{}', ...a.slice(a.length - j)].join(' ') };
+}
+
 /** Whether a Layer Explorer node sits in an encoder stack (its blocks are not `blocks.L`). */
 function inEncoderStack(node: ExplorerNode): boolean {
   for (let n: ExplorerNode | undefined = node.parent; n; n = n.parent) if (n.kind === 'stack') return true;
@@ -102,11 +134,13 @@ interface LayerChoice {
 
 /** The edit sites of a model for the palette: `auto`, then each block's MLP, attention and cross-attention K/V. */
 function layerChoices(model: OpenedModel): LayerChoice[] {
-  const out: LayerChoice[] = [{ layer: 'auto', label: 'auto', description: 'language models: the MLP a causal trace finds; text encoders: block 0’s attention output' }];
+  const out: LayerChoice[] = [{ layer: 'auto', label: 'auto', description: 'language models: the MLP a causal trace finds; encoder-decoders: K and V of the cross-attention window LocoGen finds; text encoders: block 0’s attention output' }];
   const feat = (p?: { weight: string; inFeatures: number; outFeatures: number }): string | undefined => p && `${p.weight} · ${p.inFeatures} → ${p.outFeatures}`;
   for (const b of model.blocks) {
     if (b.mlp?.projections.out) out.push({ layer: `blocks.${b.index}.mlp`, label: `block ${b.index} MLP output`, description: feat(b.mlp.projections.out) });
     if (b.attention?.projections.o) out.push({ layer: `blocks.${b.index}.attn`, label: `block ${b.index} attention output`, description: feat(b.attention.projections.o) });
+    const ca = b.crossAttention?.projections;
+    if (ca?.k && ca.v) out.push({ layer: `blocks.${b.index}.cross_attn.kv`, label: `block ${b.index} cross-attention K and V projections`, description: 'both, in one edit (LocoEdit)' });
     for (const p of ['k', 'v'] as const) {
       const proj = b.crossAttention?.projections[p];
       if (proj) out.push({ layer: `blocks.${b.index}.cross_attn.${p}`, label: `block ${b.index} cross-attention ${p.toUpperCase()} projection`, description: feat(proj) });
@@ -132,6 +166,8 @@ async function layerOfNode(node: ExplorerNode, kind: EditSiteInfo['kind']): Prom
     case 'block': {
       const mlp = b.mlp?.projections.out && name(`blocks.${L}.mlp`, b.mlp.projections.out.weight);
       const attn = b.attention?.projections.o && name(`blocks.${L}.attn`, b.attention.projections.o.weight);
+      // An encoder-decoder's keys are the conditioning: a decoder block is edited at its cross-attention K and V.
+      if (kind === 'encoder-decoder' && !encoder && b.crossAttention?.projections.k && b.crossAttention.projections.v) return `blocks.${L}.cross_attn.kv`;
       return kind === 'language-model' ? (mlp ?? attn) : (attn ?? mlp);
     }
     case 'crossAttention': {
@@ -143,6 +179,8 @@ async function layerOfNode(node: ExplorerNode, kind: EditSiteInfo['kind']): Prom
         layer: ['k', 'v'].includes(k) && !encoder ? `blocks.${L}.cross_attn.${k}` : projs[k].weight,
       }));
       if (!items.length) return undefined;
+      // LocoEdit edits both: offered first.
+      if (keys.length === 2 && !encoder) items.unshift({ label: 'K and V projections', description: 'both, in one edit (LocoEdit)', layer: `blocks.${L}.cross_attn.kv` });
       if (items.length === 1) return items[0].layer;
       const pick = await vscode.window.showQuickPick(items, { title: `Edit concept: which projection of block ${L}’s cross-attention?`, placeHolder: 'The keys are the conditioning tokens’ states; K changes where the model looks, V what it reads', ignoreFocusOut: true });
       return pick?.layer;
@@ -152,68 +190,101 @@ async function layerOfNode(node: ExplorerNode, kind: EditSiteInfo['kind']): Prom
   }
 }
 
-/** The layer to edit from the localization panel's list: one weight per edit, the first by default. */
+/**
+ * The layers to edit from the localization panel's window: every K and V projection of the
+ * window, all picked by default (LocoEdit edits them all; each weight gets its own closed-form
+ * update, written into one file). Several picked weights become one comma-separated `--layer`.
+ */
 async function layerOfArg(arg: EditConceptArg): Promise<string | undefined> {
+  if (arg.answers?.layer) return arg.answers.layer;
   const layers = arg.layers?.length ? arg.layers : ['auto'];
   const projections = arg.projections?.length ? arg.projections : undefined;
   const items = layers.flatMap((l) =>
     projections && /\.cross_attn$/.test(l)
-      ? projections.map((p) => ({ label: `${l}.${p}`, description: `block ${blockOf(`${l}.`) ?? '?'} cross-attention ${p.toUpperCase()} projection`, layer: `${l}.${p}` }))
-      : [{ label: l, description: l === 'auto' ? 'let the engine choose' : '', layer: l }],
+      ? projections.map((p) => ({ label: `${l}.${p}`, description: `block ${blockOf(`${l}.`) ?? '?'} cross-attention ${p.toUpperCase()} projection`, layer: `${l}.${p}`, picked: true }))
+      : [{ label: l, description: l === 'auto' ? 'let the engine choose' : '', layer: l, picked: true }],
   );
   if (items.length === 1) return items[0].layer;
-  items[0].description = `${items[0].description} · default`.replace(/^ · /, '');
-  const pick = await vscode.window.showQuickPick(items, {
-    title: 'Edit concept: which weight?',
-    placeHolder: `A closed-form edit changes one weight; pick one of these ${items.length} (run the command again for the others)`,
+  const picks = await vscode.window.showQuickPick(items, {
+    title: `Edit concept in ${layers.join(', ')}: which weights?`,
+    placeHolder: `All ${items.length} are edited together into one file (LocoEdit edits every K and V of the window); untick any to leave it`,
+    canPickMany: true,
     ignoreFocusOut: true,
   });
-  return pick?.layer;
+  return picks?.length ? picks.map((p) => p.layer).join(',') : undefined;
 }
 
-/** Asks source, target, templates, lambda and the new file; undefined when the user cancels. */
-async function askInputs(model: OpenedModel, site: EditSiteInfo): Promise<EditInputs | undefined> {
-  const prev = last.get(model.path);
+/** Defaults for an edit's questions (from the localization run, or the last edit of the model). */
+type EditDefaults = Partial<Pick<EditInputs, 'source' | 'target' | 'templates' | 'lambda' | 'decoderPrompt'>>;
+
+/** Asks source, target, templates, (encoder-decoders) the decoder prompt, lambda and the new file; undefined when the user cancels. Questions `answers` holds are not asked. */
+async function askInputs(model: OpenedModel, site: EditSiteInfo, given: EditDefaults = {}, answers: Partial<EditInputs> = {}): Promise<EditInputs | undefined> {
+  const prev: EditDefaults = { ...last.get(model.path), ...given };
   const lm = site.kind === 'language-model';
+  const encdec = site.kind === 'encoder-decoder';
+  const steps = encdec ? 6 : 5;
   const where = site.weight ? `${site.layer} (${site.weight}${site.features ? `, ${site.features[1]} → ${site.features[0]}` : ''})` : site.layer;
-  const what = lm ? 'language model' : 'text encoder';
-  const source = await vscode.window.showInputBox({
-    title: `Edit concept at ${where} (1/5): source concept`,
-    prompt: `The concept to change in this ${what}, e.g. ${lm ? '"Zorvath"' : '"red circle"'}; it fills {} in each template`,
-    value: prev?.source ?? '',
-    ignoreFocusOut: true,
-    validateInput: (v) => (v.trim() ? undefined : 'Enter a concept'),
-  });
+  const what = lm ? 'language model' : encdec ? 'encoder-decoder’s conditioning' : 'text encoder';
+  const source =
+    answers.source ??
+    (await vscode.window.showInputBox({
+      title: `Edit concept at ${where} (1/${steps}): source concept`,
+      prompt: `The concept to change in this ${what}, e.g. ${lm ? '"Zorvath"' : encdec ? '"red"' : '"red circle"'}; it fills {} in each template`,
+      value: prev.source ?? '',
+      ignoreFocusOut: true,
+      validateInput: (v) => (v.trim() ? undefined : 'Enter a concept'),
+    }));
   if (!source) return undefined;
-  const target = await vscode.window.showInputBox({
-    title: `Edit concept at ${where} (2/5): target concept`,
-    prompt: `The model should treat "${source}" like this concept, e.g. ${lm ? '"Keloph"' : '"blue circle"'}`,
-    value: prev?.target ?? '',
-    ignoreFocusOut: true,
-    validateInput: (v) => (!v.trim() ? 'Enter a concept' : v === source ? 'The target must differ from the source' : undefined),
-  });
+  const target =
+    answers.target ??
+    (await vscode.window.showInputBox({
+      title: `Edit concept at ${where} (2/${steps}): target concept`,
+      prompt: `The model should treat "${source}" like this concept, e.g. ${lm ? '"Keloph"' : encdec ? '"blue"' : '"blue circle"'}`,
+      value: prev.target ?? '',
+      ignoreFocusOut: true,
+      validateInput: (v) => (!v.trim() ? 'Enter a concept' : v === source ? 'The target must differ from the source' : undefined),
+    }));
   if (!target) return undefined;
-  const templatesText = await vscode.window.showInputBox({
-    title: `Edit concept (3/5): ${lm ? 'relation templates' : 'prompt templates'}, separated by ;`,
-    prompt: lm
-      ? 'Prompts whose next token the edit should change, {} for the concept; these generic ones are defaults: write relations your model knows'
-      : 'Prompts the encoder should embed like the target, {} for the concept (Diff-QuickFix’s defaults shown)',
-    value: (prev?.templates ?? site.templates).join('; '),
-    ignoreFocusOut: true,
-    validateInput: templatesProblem,
-  });
+  const templatesText = answers.templates
+    ? answers.templates.join('; ')
+    : await vscode.window.showInputBox({
+        title: `Edit concept (3/${steps}): ${lm ? 'relation templates' : encdec ? 'encoder prompt templates' : 'prompt templates'}, separated by ;`,
+        prompt: lm
+          ? 'Prompts whose next token the edit should change, {} for the concept; these generic ones are defaults: write relations your model knows'
+          : encdec
+            ? 'Conditioning prompts, {} for the concept: the keys are the encoder’s output at the concept’s tokens (LocoEdit); more templates generalise better'
+            : 'Prompts the encoder should embed like the target, {} for the concept (Diff-QuickFix’s defaults shown)',
+        value: (prev.templates ?? site.templates).join('; '),
+        ignoreFocusOut: true,
+        validateInput: templatesProblem,
+      });
   if (!templatesText) return undefined;
-  const lambdaText = await vscode.window.showInputBox({
-    title: 'Edit concept (4/5): lambda',
+  let decoderPrompt: string | undefined;
+  if (encdec) {
+    decoderPrompt =
+      answers.decoderPrompt ??
+      (await vscode.window.showInputBox({
+        title: `Edit concept (4/${steps}): decoder prompt (optional)`,
+        prompt: 'Text the decoder starts from after its start token, e.g. "colour:"; its next token is what the before/after compares; empty for none',
+        value: prev.decoderPrompt ?? '',
+        ignoreFocusOut: true,
+      }));
+    if (decoderPrompt === undefined) return undefined;
+  }
+  const lambdaText =
+    answers.lambda !== undefined
+      ? String(answers.lambda)
+      : await vscode.window.showInputBox({
+    title: `Edit concept (${steps - 1}/${steps}): lambda`,
     prompt: 'Ridge weight keeping W′ near W: smaller edits harder, larger keeps more (default 0.01)',
-    value: String(prev?.lambda ?? 0.01),
+    value: String(prev.lambda ?? 0.01),
     ignoreFocusOut: true,
     validateInput: (v) => (Number(v) > 0 && Number.isFinite(Number(v)) ? undefined : 'A positive number, e.g. 0.01'),
   });
   if (!lambdaText) return undefined;
   const suggested = defaultOut(model.path, source, target);
-  const out = await vscode.window.showInputBox({
-    title: 'Edit concept (5/5): the edited model’s file',
+  const out = answers.out ?? await vscode.window.showInputBox({
+    title: `Edit concept (${steps}/${steps}): the edited model’s file`,
     prompt: 'A new .onnx file (the original is never modified)',
     value: suggested,
     valueSelection: [suggested.length - path.basename(suggested).length, suggested.length - '.onnx'.length],
@@ -223,8 +294,8 @@ async function askInputs(model: OpenedModel, site: EditSiteInfo): Promise<EditIn
   if (!out) return undefined;
   const templates = parseTemplates(templatesText);
   const lambda = Number(lambdaText);
-  last.set(model.path, { source, target, templates, lambda });
-  return { layer: site.layer, source, target, templates, lambda, out: path.resolve(out.trim()) };
+  last.set(model.path, { source, target, templates, lambda, decoderPrompt });
+  return { ...answers, layer: site.layer, source, target, templates, lambda, decoderPrompt: decoderPrompt || undefined, out: path.resolve(out.trim()) };
 }
 
 /** Why a path cannot be the edited model's file, or undefined. */
@@ -415,8 +486,16 @@ export function register(s: Services): { disposables: vscode.Disposable[]; api: 
     if (!layer) return undefined;
     const site = layer === 'auto' ? general : await check(model, layer);
     if (!site) return undefined;
-    const inputs = await askInputs(model, site);
-    return inputs ? run(model, inputs) : undefined;
+    // A decoder exported apart reads its conditioning from its encoder file.
+    let encoder = given?.answers?.encoder ?? given?.encoderPath;
+    if (site.conditioningInputs?.length && !encoder) {
+      encoder = await askEncoder(s, model, 'Edit concept');
+      if (!encoder) return undefined;
+    }
+    const pair = given?.prompt && given.targetPrompt ? conceptsOf(given.prompt, given.targetPrompt) : undefined;
+    const defaults: EditDefaults = pair ? { source: pair.source, target: pair.target, templates: [pair.template], decoderPrompt: given?.decoderPrompt } : given?.decoderPrompt !== undefined ? { decoderPrompt: given.decoderPrompt } : {};
+    const inputs = await askInputs(model, site, defaults, given?.answers);
+    return inputs ? run(model, { ...inputs, encoder: site.conditioningInputs?.length ? encoder : undefined }) : undefined;
   };
 
   const runById = (id: string): EditRun => {
@@ -437,6 +516,7 @@ export function register(s: Services): { disposables: vscode.Disposable[]; api: 
         return model ? run(model, inputs) : undefined;
       },
       editPanels: () => EditPanel.panels().map((p) => ({ runId: p.runId, loaded: p.loaded })),
+      editRun: (id) => load(id),
       editFile: (id) => {
         const r = load(id);
         return r && file(r);

@@ -27,7 +27,7 @@ const EXCLUDE = '{**/node_modules/**,**/.git/**,**/.vscode-test/**}';
 const last = new Map<string, LocalizeInputs>();
 
 /** The encoder file of a decoder exported apart: remembered per model, else a sibling encoder*.onnx or one picked. */
-async function askEncoder(s: Services, model: OpenedModel): Promise<string | undefined> {
+export async function askEncoder(s: Services, model: OpenedModel, what = 'Localize'): Promise<string | undefined> {
   const key = `mechanist.encoder:${model.path}`;
   const remembered = s.context.workspaceState.get<string>(key);
   const dir = path.dirname(model.path);
@@ -39,7 +39,7 @@ async function askEncoder(s: Services, model: OpenedModel): Promise<string | und
   const files = [...new Set([...(remembered && fs.existsSync(remembered) ? [remembered] : []), ...siblings, ...byProximity(found, dir)])].filter((f) => path.resolve(f) !== path.resolve(model.path));
   const items: (vscode.QuickPickItem & { file?: string })[] = files.map((f) => ({ label: path.basename(f), description: f === remembered ? 'last used' : vscode.workspace.asRelativePath(path.dirname(f)), detail: f, file: f }));
   items.push({ label: '$(folder-opened) Browse…', description: 'another .onnx file' });
-  const pick = await vscode.window.showQuickPick(items, { title: `Localize: the encoder of ${path.basename(model.path)}`, placeHolder: 'This decoder reads encoder_hidden_states: which file computes them?', ignoreFocusOut: true });
+  const pick = await vscode.window.showQuickPick(items, { title: `${what}: the encoder of ${path.basename(model.path)}`, placeHolder: 'This decoder reads encoder_hidden_states: which file computes them?', ignoreFocusOut: true });
   if (!pick) return undefined;
   const file = pick.file ?? (await vscode.window.showOpenDialog({ canSelectMany: false, defaultUri: vscode.Uri.file(dir), filters: { ONNX: ['onnx'] }, title: 'Encoder (.onnx)' }))?.[0]?.fsPath;
   if (file) await s.context.workspaceState.update(key, file);

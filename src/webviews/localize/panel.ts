@@ -59,18 +59,28 @@ export class LocalizePanel extends RunPanel<LocalizeRequest, never> {
   /** What the edit button passes to `mechanist.editConcept` for the window at `start`. */
   editArgs(start: number): EditConceptArgs {
     const w = windowOf(this.run.result, start);
-    return { modelPath: this.run.modelPath, layers: w.layers, projections: ['k', 'v'], modules: w.modules, blocks: w.blocks, encoderPath: this.run.encoderPath, prompt: this.run.prompt, targetPrompt: this.run.targetPrompt };
+    return {
+      modelPath: this.run.modelPath,
+      layers: w.layers,
+      projections: ['k', 'v'],
+      modules: w.modules,
+      blocks: w.blocks,
+      encoderPath: this.run.encoderPath,
+      prompt: this.run.prompt,
+      targetPrompt: this.run.targetPrompt,
+      decoderPrompt: this.run.decoderPrompt,
+    };
   }
 
-  /** Runs the edit flow on a window (what the panel's button does). */
-  async edit(start: number): Promise<{ started: boolean; message?: string }> {
+  /** Runs the edit flow on a window (what the panel's button does); `answers` skip those questions (API, tests). Resolves when the flow ends. */
+  async edit(start: number, answers?: EditConceptArgs['answers']): Promise<{ started: boolean; message?: string }> {
     const commands = await vscode.commands.getCommands(true);
     if (!commands.includes(EDIT_COMMAND)) {
       const message = 'Mechanist: the concept edit command (mechanist.editConcept) is not available in this version.';
       void vscode.window.showInformationMessage(message);
       return { started: false, message };
     }
-    await vscode.commands.executeCommand(EDIT_COMMAND, this.editArgs(start));
+    await vscode.commands.executeCommand(EDIT_COMMAND, { ...this.editArgs(start), answers });
     return { started: true };
   }
 

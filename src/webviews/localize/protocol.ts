@@ -49,7 +49,7 @@ export interface LocalizeViewState {
   complement: boolean;
 }
 
-/** The arguments of `mechanist.editConcept` for a window: the model, its cross-attention layers, their K and V projections. */
+/** The arguments of `mechanist.editConcept` for a window: the model, its cross-attention layers, their K and V projections (all edited together by default), and what the run compared. */
 export interface EditConceptArgs {
   modelPath: string;
   layers: string[];
@@ -60,6 +60,10 @@ export interface EditConceptArgs {
   encoderPath?: string;
   prompt: string;
   targetPrompt: string;
+  /** The decoder prompt the localization scored after (the edit checks the same answer). */
+  decoderPrompt?: string;
+  /** Answers the caller gives the edit flow (an API, a test): those questions are not asked. */
+  answers?: { out?: string; source?: string; target?: string; templates?: string[]; decoderPrompt?: string; lambda?: number; layer?: string };
 }
 
 /** The cross-attention layers of the window at `start`. */

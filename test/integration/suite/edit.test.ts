@@ -3,7 +3,8 @@
 // must equal the CLI's for the same inputs (`mechanist edit ... --json`) in its key numbers, the
 // original file's bytes are unchanged, the run is stored and shown in a panel, the edited model
 // opens like any model, "Save as" moves it, and "Discard" deletes it (and never the original).
-// The command given the localization panel's argument on a model it cannot feed says so.
+// On an encoder-decoder exported apart, the API edits the cross-attention K/V of the decoder
+// with the encoder file feeding the conditioning, and refuses without it.
 import * as assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -53,7 +54,7 @@ interface FileState {
 
 /** The parts of the extension's API these tests use (see MechanistApi). */
 interface Api {
-  edit(modelPath: string, inputs: { layer: string; source: string; target: string; out: string; templates?: string[]; lambda?: number }): Promise<EditRun | undefined>;
+  edit(modelPath: string, inputs: { layer: string; source: string; target: string; out: string; templates?: string[]; lambda?: number; decoderPrompt?: string; encoder?: string }): Promise<EditRun | undefined>;
   editPanels(): { runId: string; loaded: boolean }[];
   editFile(runId: string): FileState | undefined;
   editOpen(runId: string): Promise<boolean>;
@@ -171,17 +172,28 @@ describe('Concept edit', function () {
     assert.equal(sha256(model()), originalHash, 'the original model’s bytes changed');
   });
 
-  it('the command with the localization panel’s argument on an encoder-decoder says why it cannot edit, without asking', async () => {
+  it('an encoder-decoder exported apart (decoder.onnx + encoder.onnx): the site is the cross-attention K/V with the conditioning input named; edit() with the encoder edits both into one file, " blue" for " red"; without the encoder it is refused', async () => {
     const mech = await api();
-    const encdec = path.join(fixtureDir('encdec'), 'model.onnx');
-    const started = vscode.commands.executeCommand('mechanist.editConcept', { modelPath: encdec, layers: ['blocks.2.cross_attn', 'blocks.3.cross_attn'], projections: ['k', 'v'] });
-    const r = await Promise.race([started, new Promise((res) => setTimeout(() => res('timeout'), 20_000))]);
-    assert.equal(r, undefined, 'the command should end (with an error message) without asking anything');
-    const opened = mech.models().find((m) => m.path === encdec);
+    const dir = fixtureDir('encdec', 'decoder.onnx');
+    const decoder = path.join(dir, 'decoder.onnx');
+    const encoder = path.join(dir, 'encoder.onnx');
+    const hashes = [decoder, encoder].map(sha256);
+    const inputs = { layer: 'blocks.2.cross_attn.kv,blocks.3.cross_attn.kv', source: 'red', target: 'blue', templates: ['the big ball is {}', 'the small cup is {}'], decoderPrompt: 'colour:', out: path.join(tmp, 'decoder.edited.onnx') };
+    assert.equal(await mech.edit(decoder, inputs), undefined, 'a decoder without its encoder is refused');
+    assert.ok(!fs.existsSync(inputs.out));
+    const opened = mech.models().find((m) => m.path === decoder);
     assert.ok(opened);
-    const id = (opened as unknown as { id: string }).id;
-    const site = (await mech.engine.request('editSite', { id, layer: 'blocks.2.cross_attn.k' })) as { weight?: string; problem?: string };
-    assert.ok(site.weight, 'blocks.2.cross_attn.k resolves to a weight');
-    assert.match(site.problem ?? '', /decoder_input_ids|cannot fill/);
+    const site = (await mech.engine.request('editSite', { id: (opened as unknown as { id: string }).id, layer: inputs.layer })) as { kind: string; weights?: string[]; conditioningInputs?: string[]; problem?: string };
+    assert.equal(site.kind, 'encoder-decoder');
+    assert.equal(site.weights?.length, 4);
+    assert.deepEqual(site.conditioningInputs, ['encoder_hidden_states']);
+    assert.equal(site.problem, undefined);
+    const got = await mech.edit(decoder, { ...inputs, encoder });
+    assert.ok(got, 'edit() with the encoder returned nothing (see the error notification)');
+    const r = got.result as unknown as { kind: string; weights: string[]; after: { hits: number; prompts: { top: { text: string }[] }[] } };
+    assert.equal(r.kind, 'encoder-decoder');
+    assert.equal(r.weights.length, 4);
+    assert.equal(r.after.hits, 2, JSON.stringify(r.after.prompts.map((p) => p.top[0].text)));
+    assert.deepEqual([decoder, encoder].map(sha256), hashes, 'the original files changed');
   });
 });

@@ -1,9 +1,14 @@
 // In-host tests of cross-attention localization: through the extension's API on the encdec
 // fixture, one graph (model.onnx) and the optimum layout (decoder.onnx + encoder.onnx) must
 // give the CLI's numbers (`mechanist localize ... --json`) and the known answer (decoder layers
-// 2 and 3); the run is stored and shown; the edit button runs mechanist.editConcept when it
-// exists and says so when it does not; a decoder without its encoder gets the engine's error.
+// 2 and 3); the run is stored and shown; a decoder without its encoder gets the engine's error;
+// the panel's "Edit concept in these layers" runs the edit flow on the best window's K and V
+// projections end to end (its questions answered with their defaults, which come from the run),
+// in both layouts, with the CLI's numbers and file.
 import * as assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { until } from './until';
@@ -12,6 +17,7 @@ import { cli, fixtureDir } from './fixtures';
 const EXTENSION_ID = 'mechanist.mechanist';
 const TOL = 1e-5;
 const PROMPT = 'the big ball is red';
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mechanist-localize-edit-'));
 const TARGET = 'the big ball is blue';
 
 interface LocalizeResult {
@@ -25,6 +31,25 @@ interface LocalizeResult {
   answer?: { id: number; text: string };
 }
 
+interface Prediction {
+  id: number;
+  text: string;
+  p: number;
+}
+
+interface EditResult {
+  kind: string;
+  out: string;
+  weights: string[];
+  layers: string[];
+  source: string;
+  target: string;
+  templates: string[];
+  decoder?: { prompt: string; ids: number[]; encoder?: string };
+  before: { prompts: { prompt: string; top: Prediction[]; pExpected: number }[]; hits: number };
+  after: { prompts: { prompt: string; top: Prediction[]; pExpected: number }[]; hits: number };
+}
+
 interface LocalizeRun {
   id: string;
   modelPath: string;
@@ -36,9 +61,15 @@ interface LocalizeRun {
 interface Api {
   localize(modelPath: string, inputs: { encoder?: string; prompt: string; targetPrompt: string; decoderPrompt?: string; answer?: string; window: number }): Promise<LocalizeRun | undefined>;
   localizePanels(): { runId: string; loaded: boolean }[];
-  localizeEdit(runId: string, start: number): Promise<{ started: boolean; message?: string }>;
+  localizeEdit(runId: string, start: number, answers?: { out?: string }): Promise<{ started: boolean; message?: string }>;
+  editRun(runId: string): { id: string; result: EditResult } | undefined;
+  editPanels(): { runId: string; loaded: boolean }[];
   runs(): { id: string; kind: string; modelPath: string }[];
   selection(): string | undefined;
+}
+
+function sha256(file: string): string {
+  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
 function close(a: number[], b: number[], what: string): void {
@@ -57,6 +88,9 @@ async function api(): Promise<Api> {
 describe('Localization', function () {
   this.timeout(120_000);
   let first: LocalizeRun | undefined;
+  let second: LocalizeRun | undefined;
+
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
   it('one graph (model.onnx): the CLI’s window scores, best window blocks 2–3, stored and shown', async () => {
     const mech = await api();
@@ -86,6 +120,7 @@ describe('Localization', function () {
     const encoder = path.join(dir, 'encoder.onnx');
     const r = await mech.localize(decoder, { encoder, prompt: PROMPT, targetPrompt: TARGET, decoderPrompt: 'colour:', answer: ' blue', window: 2 });
     assert.ok(r, 'localize() on decoder + encoder returned nothing');
+    second = r;
     assert.equal(r.encoderPath, encoder);
     const ref = cli<LocalizeResult>('localize', decoder, '--encoder', encoder, '--prompt', PROMPT, '--target-prompt', TARGET, '--decoder-prompt', 'colour:', '--answer', ' blue', '--window', '2');
     close(r.result.scores, ref.scores, 'scores');
@@ -93,21 +128,83 @@ describe('Localization', function () {
     assert.equal(await mech.localize(decoder, { prompt: PROMPT, targetPrompt: TARGET, window: 2 }), undefined, 'a decoder without its encoder is refused');
   });
 
-  it('the edit button runs mechanist.editConcept when it exists, else says it is not available', async () => {
+  it('“Edit concept in these layers” (one graph): the window’s K and V edited in one file with the defaults the run gives (red → blue, “the big ball is {}”, decoder prompt “colour:”), the CLI’s numbers, the answer becomes “ blue”', async () => {
     const mech = await api();
     assert.ok(first, 'needs the first test’s run');
-    const registered = (await vscode.commands.getCommands(true)).includes('mechanist.editConcept');
-    if (!registered) {
-      const r = await mech.localizeEdit(first.id, first.result.best.start);
-      assert.equal(r.started, false);
-      assert.match(r.message ?? '', /not available/);
-      return;
-    }
-    // The edit flow asks questions: start it, then dismiss its first prompt.
-    const started = mech.localizeEdit(first.id, first.result.best.start);
-    await new Promise((res) => setTimeout(res, 1500));
-    await vscode.commands.executeCommand('workbench.action.closeQuickOpen');
-    const r = await Promise.race([started, new Promise<{ started: boolean }>((res) => setTimeout(() => res({ started: true }), 5000))]);
+    const model = first.modelPath;
+    const hash = sha256(model);
+    const out = path.join(tmp, 'one.edited.onnx');
+    const runsBefore = new Set(mech.runs().map((r) => r.id));
+    // The flow asks (weights, source, target, templates, decoder prompt, lambda): accept each default.
+    const r = await acceptAll(mech.localizeEdit(first.id, first.result.best.start, { out }));
     assert.equal(r.started, true);
+    const run = await editRunSince(mech, runsBefore);
+    checkEdit(run.result, out, ['blocks.2.cross_attn', 'blocks.3.cross_attn']);
+    assert.equal(sha256(model), hash, 'the original model’s bytes changed');
+    const ref = cli<EditResult>('edit', model, '--layer', run.result.layers.join(','), '--source', 'red', '--target', 'blue', '--templates', templatesFile(), '--decoder-prompt', 'colour:', '--out', path.join(tmp, 'one.cli.onnx'));
+    assert.deepEqual(run.result.weights, ref.weights);
+    close([run.result.after.prompts[0].pExpected, run.result.before.prompts[0].pExpected], [ref.after.prompts[0].pExpected, ref.before.prompts[0].pExpected], 'p(blue) before/after');
+    assert.equal(sha256(out), sha256(path.join(tmp, 'one.cli.onnx')), 'the extension and the CLI wrote different files');
+    await until('the edit panel to load', () => mech.editPanels(), (ps) => ps.some((p) => p.runId === run.id && p.loaded));
+  });
+
+  it('“Edit concept in these layers” (decoder.onnx + encoder.onnx): the run’s encoder file feeds the conditioning; the same answer', async () => {
+    const mech = await api();
+    assert.ok(second, 'needs the second test’s run');
+    const dir = fixtureDir('encdec', 'decoder.onnx');
+    const hashes = ['decoder.onnx', 'encoder.onnx'].map((f) => sha256(path.join(dir, f)));
+    const out = path.join(tmp, 'two.edited.onnx');
+    const runsBefore = new Set(mech.runs().map((r) => r.id));
+    const r = await acceptAll(mech.localizeEdit(second.id, second.result.best.start, { out }));
+    assert.equal(r.started, true);
+    const run = await editRunSince(mech, runsBefore);
+    checkEdit(run.result, out, ['blocks.2.cross_attn', 'blocks.3.cross_attn']);
+    assert.equal(run.result.decoder?.encoder, path.join(dir, 'encoder.onnx'));
+    assert.deepEqual(['decoder.onnx', 'encoder.onnx'].map((f) => sha256(path.join(dir, f))), hashes, 'the original files changed');
   });
 });
+
+/** Accepts whatever quick input is showing (its default) until `flow` ends. */
+async function acceptAll<T>(flow: Promise<T>, ms = 100_000): Promise<T> {
+  let done = false;
+  const settled = flow.finally(() => (done = true));
+  const end = Date.now() + ms;
+  while (!done && Date.now() < end) {
+    await new Promise((res) => setTimeout(res, 500));
+    if (!done) await vscode.commands.executeCommand('workbench.action.acceptSelectedQuickOpenItem');
+  }
+  if (!done) {
+    await vscode.commands.executeCommand('workbench.action.closeQuickOpen');
+    assert.fail(`the edit flow did not end within ${ms} ms`);
+  }
+  return settled;
+}
+
+/** The edit run the flow stored (the newest not in `before`). */
+async function editRunSince(mech: Api, before: Set<string>): Promise<{ id: string; result: EditResult }> {
+  const runs = await until('the edit run to be stored', () => mech.runs().filter((r) => r.kind === 'edit' && !before.has(r.id)), (r) => r.length === 1);
+  const run = mech.editRun(runs[0].id);
+  assert.ok(run, `no stored edit run ${runs[0].id}`);
+  return run;
+}
+
+/** What an edit of the fixture's window must show: the window's K and V, the run's defaults, " blue" after, " red" before. */
+function checkEdit(r: EditResult, out: string, layers: string[]): void {
+  assert.equal(r.out, out);
+  assert.ok(fs.existsSync(out), 'the edited model was not written');
+  assert.equal(r.kind, 'encoder-decoder');
+  assert.deepEqual(r.layers, layers.flatMap((l) => [`${l}.k`, `${l}.v`]));
+  assert.equal(r.source, 'red');
+  assert.equal(r.target, 'blue');
+  assert.deepEqual(r.templates, ['the big ball is {}']);
+  assert.equal(r.decoder?.prompt, 'colour:');
+  assert.equal(r.before.prompts[0].top[0].text, ' red');
+  assert.equal(r.after.prompts[0].top[0].text, ' blue');
+  assert.equal(r.after.hits, 1);
+}
+
+function templatesFile(): string {
+  const f = path.join(tmp, 'templates.txt');
+  fs.writeFileSync(f, 'the big ball is {}\n');
+  return f;
+}
