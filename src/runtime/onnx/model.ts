@@ -5,6 +5,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { onnxType } from './proto';
+import { SkimError, skimModel } from './skim';
+import type { Skimmed } from './skim';
 import { bfloatToFloat, halfToFloat } from './float16';
 import { DataType, bytesPerElement, dataTypeName, toNumber } from './types';
 import type { GraphProto, ModelProto, TensorProto } from './types';
@@ -32,6 +34,9 @@ const EXTERNAL = 1;
 
 /** Inline weights at least this large are not kept in memory: they are read from the file when needed. */
 const LAZY_MIN_BYTES = 4096;
+
+/** Files at least this large are skimmed rather than read whole (small ones: a read is cheaper than the walk). */
+export const SKIM_MIN_FILE_BYTES = 16 * 2 ** 20;
 
 /**
  * An ONNX model read from disk (or bytes), with its folder for external data.
@@ -69,6 +74,10 @@ export class OnnxModel {
     try {
       const st = fs.statSync(abs);
       if (st.isDirectory()) throw new ModelError(`${abs} is a folder, not an .onnx file`);
+      if (st.size >= SKIM_MIN_FILE_BYTES) {
+        const skimmed = OnnxModel.skimmed(abs);
+        if (skimmed) return skimmed;
+      }
       bytes = fs.readFileSync(abs);
     } catch (e) {
       if (e instanceof ModelError) throw e;
@@ -80,8 +89,31 @@ export class OnnxModel {
     return OnnxModel.fromBytes(bytes, abs);
   }
 
+  /**
+   * A large file read without its large inline weights (skim.ts); undefined when the walk does
+   * not understand the file, which is then read whole (and its errors reported from there).
+   */
+  private static skimmed(abs: string): OnnxModel | undefined {
+    let s: Skimmed;
+    try {
+      s = skimModel(abs, LAZY_MIN_BYTES);
+    } catch (e) {
+      if (e instanceof SkimError) return undefined;
+      throw e;
+    }
+    // The copy holds only the graph: its small tensors may stay views into it (no detach).
+    const m = OnnxModel.fromBytes(s.bytes, abs, s.fileSize, false);
+    m.graph.initializer.forEach((t, i) => {
+      const at = s.skipped.get(i);
+      if (!at) return;
+      m.inline.set(t, at);
+      t.raw_data = undefined; // (decoding gave an empty default)
+    });
+    return m;
+  }
+
   /** Decodes model bytes; `file` names the source in errors and anchors external data. */
-  static fromBytes(bytes: Uint8Array, file: string): OnnxModel {
+  static fromBytes(bytes: Uint8Array, file: string, fileSize = bytes.length, detach = true): OnnxModel {
     const label = file || 'model';
     if (bytes.length === 0) throw new ModelError(`${label} is empty (0 bytes): not an ONNX model`);
     let proto: ModelProto;
@@ -105,7 +137,7 @@ export class OnnxModel {
     }
     if (proto.graph.node.length === 0) throw new ModelError(`${label} has an empty graph (no nodes)`);
     const abs = file ? path.resolve(file) : '';
-    return new OnnxModel(proto, abs, abs ? path.dirname(abs) : process.cwd(), bytes.length, abs ? bytes : undefined);
+    return new OnnxModel(proto, abs, abs ? path.dirname(abs) : process.cwd(), fileSize, abs && detach ? bytes : undefined);
   }
 
   /** Wraps a proto built in memory; external data resolves against `dir`. */
