@@ -39,7 +39,7 @@ const actions: LocalizeActions = {
   edit(start) {
     rpc
       .request({ method: 'edit', start })
-      .then((r) => say(r.started ? 'Concept edit opened' : (r.message ?? '')))
+      .then((r) => say(!r.started ? (r.message ?? '') : r.out ? `Edited model written: ${r.out}` : 'Concept edit closed without an edit'))
       .catch(failed('Edit'));
   },
   setState(patch) {

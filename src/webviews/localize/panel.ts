@@ -72,16 +72,16 @@ export class LocalizePanel extends RunPanel<LocalizeRequest, never> {
     };
   }
 
-  /** Runs the edit flow on a window (what the panel's button does); `answers` skip those questions (API, tests). Resolves when the flow ends. */
-  async edit(start: number, answers?: EditConceptArgs['answers']): Promise<{ started: boolean; message?: string }> {
+  /** Runs the edit flow on a window (what the panel's button does); `answers` skip those questions (API, tests). Resolves when the flow ends, with the edited model's file when one was written. */
+  async edit(start: number, answers?: EditConceptArgs['answers']): Promise<LocalizeResponses['edit']> {
     const commands = await vscode.commands.getCommands(true);
     if (!commands.includes(EDIT_COMMAND)) {
       const message = 'Mechanist: the concept edit command (mechanist.editConcept) is not available in this version.';
       void vscode.window.showInformationMessage(message);
       return { started: false, message };
     }
-    await vscode.commands.executeCommand(EDIT_COMMAND, { ...this.editArgs(start), answers });
-    return { started: true };
+    const run = await vscode.commands.executeCommand<{ result?: { out?: string } } | undefined>(EDIT_COMMAND, { ...this.editArgs(start), answers });
+    return { started: true, out: run?.result?.out };
   }
 
   protected async handle(r: LocalizeRequest): Promise<LocalizeResponses[LocalizeRequest['method']]> {

@@ -32,7 +32,8 @@ export type LocalizeRequest =
 export interface LocalizeResponses {
   ready: LocalizeRun;
   reveal: { revealed: boolean };
-  edit: { started: boolean; message?: string };
+  /** `out`: the edited model, when the flow (which the request waits for) wrote one. */
+  edit: { started: boolean; message?: string; out?: string };
   export: { saved?: string };
 }
 

@@ -61,7 +61,7 @@ interface LocalizeRun {
 interface Api {
   localize(modelPath: string, inputs: { encoder?: string; prompt: string; targetPrompt: string; decoderPrompt?: string; answer?: string; window: number }): Promise<LocalizeRun | undefined>;
   localizePanels(): { runId: string; loaded: boolean }[];
-  localizeEdit(runId: string, start: number, answers?: { out?: string }): Promise<{ started: boolean; message?: string }>;
+  localizeEdit(runId: string, start: number, answers?: { out?: string }): Promise<{ started: boolean; message?: string; out?: string }>;
   editRun(runId: string): { id: string; result: EditResult } | undefined;
   editPanels(): { runId: string; loaded: boolean }[];
   runs(): { id: string; kind: string; modelPath: string }[];
@@ -138,6 +138,7 @@ describe('Localization', function () {
     // The flow asks (weights, source, target, templates, decoder prompt, lambda): accept each default.
     const r = await acceptAll(mech.localizeEdit(first.id, first.result.best.start, { out }));
     assert.equal(r.started, true);
+    assert.equal(r.out, out, 'the button’s answer names the edited model');
     const run = await editRunSince(mech, runsBefore);
     checkEdit(run.result, out, ['blocks.2.cross_attn', 'blocks.3.cross_attn']);
     assert.equal(sha256(model), hash, 'the original model’s bytes changed');
@@ -157,6 +158,7 @@ describe('Localization', function () {
     const runsBefore = new Set(mech.runs().map((r) => r.id));
     const r = await acceptAll(mech.localizeEdit(second.id, second.result.best.start, { out }));
     assert.equal(r.started, true);
+    assert.equal(r.out, out, 'the button’s answer names the edited model');
     const run = await editRunSince(mech, runsBefore);
     checkEdit(run.result, out, ['blocks.2.cross_attn', 'blocks.3.cross_attn']);
     assert.equal(run.result.decoder?.encoder, path.join(dir, 'encoder.onnx'));
