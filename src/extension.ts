@@ -77,7 +77,7 @@ export function activate(context: vscode.ExtensionContext): MechanistApi {
   const configure = (): Promise<unknown> => engine.request('configure', engineSettings(context)).catch(() => undefined);
   // The engine starts on first use; the settings go with the first request.
   let configured: Promise<unknown> | undefined;
-  const models = new ModelStore(engine, () => (configured ??= configure()));
+  const models = new ModelStore(engine, () => (configured ??= configure()), context.workspaceState);
   const runs = new RunStore(context.globalStorageUri);
   const explorer = LayerExplorer.register(models);
   const status = ProviderStatus.register(engine);

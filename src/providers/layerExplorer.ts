@@ -1,4 +1,7 @@
-/** The Layer Explorer tree view: one root per open model. */
+/**
+ * The Layer Explorer tree view: one root per open model. When it is shown (and only then), it
+ * reopens the models that were open before a window reload (ModelStore.restore).
+ */
 import * as vscode from 'vscode';
 import type { ModelStore } from '../modelStore';
 import { ModelNode } from './explorerNodes';
@@ -22,8 +25,24 @@ export class LayerExplorer implements vscode.TreeDataProvider<ExplorerNode>, vsc
 
   private constructor(private readonly store: ModelStore) {
     this.view = vscode.window.createTreeView(LayerExplorer.viewId, { treeDataProvider: this, showCollapseAll: true });
-    this.subs.push(this.view, this.changed, store.onDidChange(() => this.refresh()));
+    this.subs.push(
+      this.view,
+      this.changed,
+      store.onDidChange(() => this.refresh()),
+      this.view.onDidChangeVisibility((e) => e.visible && this.restore()),
+    );
     this.refresh();
+    // Not during activation: after it, and only if the view shows (or once it does).
+    if (this.view.visible) setTimeout(() => this.view.visible && this.restore(), 0);
+  }
+
+  /** Reopens the models of the window before a reload, saying so in the view meanwhile. */
+  private restore(): void {
+    const waiting = this.store.toRestore().length;
+    const done = this.store.restore();
+    if (!waiting) return;
+    this.view.message = `Reopening ${waiting === 1 ? 'the model' : `${waiting} models`} open before the reload…`;
+    void done.finally(() => (this.view.message = undefined));
   }
 
   /** Creates the view; dispose the result on deactivate. */
