@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { textFeeds } from '../../src/runtime/feeds';
 import { openModel } from '../../src/runtime/inspect';
 import { HookedModel } from '../../src/runtime/instrument/hookedModel';
-import { asFloat32, sliceAxis } from '../../src/runtime/tensor';
+import { asFloat32, sliceAxis, tileRows } from '../../src/runtime/tensor';
 import type { HostTensor } from '../../src/runtime/tensor';
 import { expected, fixture, hasFixture, maxAbsDiff } from './helpers/fixtures';
 
@@ -33,6 +33,13 @@ for (const name of ['gpt2', 'llama', 'gpt2-external']) {
         assert.ok(d < 1e-5 * Math.max(1, scale), `block ${block}, token ${t0}: logits differ by ${d}`);
       }
     }
+    // Prefixes fed once for rows that repeat them: the graph tiles them along the batch.
+    const t0 = Math.floor(S / 2);
+    const past: Record<string, HostTensor> = {};
+    for (const p of points) past[p.input] = sliceAxis(full.kv!.get(p.input)!, p.axis, 0, t0);
+    const three = await s.run(textFeeds(graph, [ids, ids, ids]), { start: { block: 0, entry: tileRows(sliceAxis(full.cache.get(inputs[0])!, 1, t0, S), 3), past } });
+    const V = full.lastLogits!.dims[2];
+    for (let r = 0; r < 3; r++) assert.ok(maxAbsDiff(asFloat32(three.lastLogits!).subarray(r * V, (r + 1) * V), asFloat32(full.lastLogits!)) < 1e-5 * Math.max(1, scale), `row ${r} of 3 with a 1-row prefix`);
     const plain = await s.run(textFeeds(graph, [ids]), {});
     assert.equal(maxAbsDiff(asFloat32(plain.lastLogits!), asFloat32(full.lastLogits!)), 0, 'suffix off = the full run');
   });

@@ -54,7 +54,11 @@ export interface RunResult {
   kv?: Map<string, HostTensor>;
 }
 
-/** Where a run starts: block `block` with `entry` as its input; with `past`, at a token (the entry covers positions t0.. and `past` holds every suffix point's prefix, by input name). */
+/**
+ * Where a run starts: block `block` with `entry` as its input; with `past`, at a token (the
+ * entry covers positions t0.. and `past` holds every suffix point's prefix, by input name,
+ * for every row or for k rows that the batch repeats in order: row r takes prefix row r mod k).
+ */
 export interface RunStart {
   block: number;
   entry: HostTensor;

@@ -116,7 +116,7 @@ export function addSuffixRuns(
   const sliced = new Map<string, string>();
 
   // The query-axis cut shared by every external value: Slice(x, -S', MAX) on axis -2.
-  g.initializer.push(int64s('mechanist.suffix/one', [1n]), int64s('mechanist.suffix/two', [2n]), int64s('mechanist.suffix/max', [9223372036854775807n]), int64s('mechanist.suffix/axis', [-2n]));
+  g.initializer.push(int64s('mechanist.suffix/zero', [0n]), int64s('mechanist.suffix/one', [1n]), int64s('mechanist.suffix/two', [2n]), int64s('mechanist.suffix/max', [9223372036854775807n]), int64s('mechanist.suffix/axis', [-2n]));
   const cutQueries = (x: string): string => {
     let out = sliced.get(x);
     if (out) return out;
@@ -188,7 +188,21 @@ export function addSuffixRuns(
       const joined = `${at.value}::kv`;
       const d = `mechanist/suffix/${l}/${role}`;
       for (const i of members) g.node[i].input = g.node[i].input.map((x) => (x === at.value ? joined : x));
-      newNodes.push({ node: ifNode(`${d}/If`, joined, elem, [node(`${d}/Concat`, 'Concat', [input, at.value], [`${d}/out`], [attr('axis', { type: 2, i: at.axis })])], `${d}/out`, at.value), block: l });
+      // The prefix may be fed once per corrupted sample ([samples, ..]): rows repeat the samples
+      // in order, so it is tiled along the batch to the run's rows (rows / samples times).
+      const then = [
+        node(`${d}/XShape`, 'Shape', [at.value], [`${d}/xs`]),
+        node(`${d}/PShape`, 'Shape', [input], [`${d}/ps`]),
+        node(`${d}/XRows`, 'Slice', [`${d}/xs`, 'mechanist.suffix/zero', 'mechanist.suffix/one'], [`${d}/xb`]),
+        node(`${d}/PRows`, 'Slice', [`${d}/ps`, 'mechanist.suffix/zero', 'mechanist.suffix/one'], [`${d}/pb`]),
+        node(`${d}/Times`, 'Div', [`${d}/xb`, `${d}/pb`], [`${d}/n`]),
+        node(`${d}/PRest`, 'Slice', [`${d}/ps`, 'mechanist.suffix/one', 'mechanist.suffix/max'], [`${d}/pr`]),
+        node(`${d}/Ones`, 'Div', [`${d}/pr`, `${d}/pr`], [`${d}/ones`]),
+        node(`${d}/Reps`, 'Concat', [`${d}/n`, `${d}/ones`], [`${d}/reps`], [attr('axis', { type: 2, i: 0 })]),
+        node(`${d}/Tile`, 'Tile', [input, `${d}/reps`], [`${d}/tiled`]),
+        node(`${d}/Concat`, 'Concat', [`${d}/tiled`, at.value], [`${d}/out`], [attr('axis', { type: 2, i: at.axis })]),
+      ];
+      newNodes.push({ node: ifNode(`${d}/If`, joined, elem, then, `${d}/out`, at.value), block: l });
       if (!g.output.some((o) => o.name === at.value)) g.output.push({ name: at.value, type: { tensor_type: { elem_type: elem } } });
       kv.push({ block: l, role, value: at.value, axis: at.axis, input });
     }
