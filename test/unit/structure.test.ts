@@ -130,3 +130,26 @@ for (const [rel, { seq }] of Object.entries(RUNNABLE)) {
     }
   });
 }
+
+// Blocks found by structure hold every node their computation needs (norms between residual
+// additions, shape plumbing), so they can be made restartable: a run started at block l from
+// the captured residual stream gives the full run's outputs.
+const BERT_TOY = path.join(SHARED_MODELS, 'ort-transformers/bert_toy_optimized.onnx');
+test('bert_toy_optimized (anonymous, post-norm): blocks found by structure restart mid-stack with the same outputs', { skip: !fs.existsSync(BERT_TOY) && 'shared models absent' }, async (t) => {
+  const { model, graph, arch } = openModel(BERT_TOY);
+  const hooked = new HookedModel(model, graph, arch);
+  t.after(() => hooked.dispose());
+  const out = graph.outputs[0].name;
+  const feeds = textFeeds(graph, [[3, 8, 13, 21]]);
+  const resid = arch.blocks.map((b) => `blocks.${b.index}.hook_resid_post`);
+  const full = await hooked.runWithCache(feeds, resid, [out]);
+  const s = await hooked.prepare({ capture: resid, patch: resid, restart: true });
+  const want = asFloat32(full.outputs[out]);
+  for (let l = 1; l <= arch.layers; l++) {
+    const r = await s.run(feeds, { start: { block: l, entry: full.cache.get(resid[l - 1])! }, outputs: [out] });
+    const got = asFloat32(r.outputs[out]);
+    let diff = 0;
+    for (let i = 0; i < got.length; i++) diff = Math.max(diff, Math.abs(got[i] - want[i]));
+    assert.ok(diff < 1e-5, `start at block ${l}: outputs differ by ${diff}`);
+  }
+});

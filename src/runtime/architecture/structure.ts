@@ -63,13 +63,15 @@ function assemble(idx: ModuleIndex, spine: Spine, found: FoundBlock[]): Architec
   const notices: string[] = [];
   const junctions = spine.junctions;
   // Nodes on the stream between junctions (post-norm layouts' norms, casts) belong to the block before.
-  const between = (k: number): NodeProto[] => {
+  const stepTo = (k: number): NodeProto[] => {
     const prev = junctions[k];
     const next = junctions[k + 1];
     if (!prev.out || !next || next.skip === prev.out) return [];
     return normPath(g, prev.out, next.skip) ?? [];
   };
-  const postNorm = junctions.some((_, k) => isNorm(between(k)));
+  const postNorm = junctions.some((_, k) => isNorm(stepTo(k)));
+  // After the last junction of a post-norm stack, its norm still belongs to the last block.
+  const between = (k: number): NodeProto[] => (k === junctions.length - 1 && postNorm && junctions[k].out ? (normChain(g, junctions[k].out!)?.nodes ?? []) : stepTo(k));
   const blocks: BlockInfo[] = [];
   const hooks: HookPoint[] = [];
   const add = (name: string, tensor: string | undefined, layer?: number): void => {
@@ -101,7 +103,7 @@ function assemble(idx: ModuleIndex, spine: Spine, found: FoundBlock[]): Architec
     const mlpPath = pathOr(g, weighted(mlpNodes), `${base}.mlp`);
     const mlp = { ...component(idx, mlpPath, mlpNodes), in: f.mlp.r.in.map((l, i) => ({ ...l, path: `${mlpPath}.${f.mlp.r.in.length > 1 ? `in${i}` : 'in'}` })), out: { ...f.mlp.r.out, path: `${mlpPath}.out` } };
     const norms = [f.attn.j, f.cross?.j, f.mlp.j].filter((x): x is Junction => !!x).map((j, i) => normOf(idx, j, `${base}.ln_${i + 1}`)).filter((c): c is Component => !!c);
-    const own = [...new Set<NodeProto>([...attnNodes, ...(f.cross?.j.nodes ?? []), ...mlpNodes, ...ks.map((k) => junctions[k].node), ...between(ks[ks.length - 1])])];
+    const own = [...new Set<NodeProto>([...attnNodes, ...(f.cross?.j.nodes ?? []), ...mlpNodes, ...ks.flatMap((k) => [junctions[k].node, ...between(k)])])];
     blocks.push({ ...component(idx, base, own), index: L, stack: 'main', attention, crossAttention, mlp, norms });
 
     addResid(actName('resid_pre', L), f.attn.j.skip, L);
@@ -124,6 +126,7 @@ function assemble(idx: ModuleIndex, spine: Spine, found: FoundBlock[]): Architec
     addResid(actName('resid_post', L), postNorm && sum ? (junctions[last + 1]?.skip ?? normChain(g, sum)?.out) : sum, L);
     if ([f.attn.j, f.cross?.j, f.mlp.j].some((j) => j && SKIP_NORMS.has(j.node.op_type) && j.node.input[4])) biasNotice = true;
   });
+  withPlumbing(g, blocks);
   if (unpatchable.length) {
     notices.push(
       `Residual-stream hook points are not offered where a fused norm (${[...new Set(junctions.map((j) => j.node.op_type).filter((o) => SKIP_NORMS.has(o)))].join(', ') || 'EmbedLayerNormalization'}) computes the residual sum together with its normalised copy: a patch of the sum would not reach the copy the next block reads. They can still be captured by ONNX name: ${unpatchable.slice(0, 4).join(', ')}${unpatchable.length > 4 ? `, ... (${unpatchable.length} in all)` : ''}.`,
@@ -165,6 +168,36 @@ function assemble(idx: ModuleIndex, spine: Spine, found: FoundBlock[]): Architec
     modules: idx.tree(),
     paramCount: idx.params(g.nodes).reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0),
   };
+}
+
+/**
+ * Adds to each block the shape plumbing only it uses (Shape -> Gather -> Concat -> Reshape
+ * targets computed from its own activations), so that a block is self-contained: nothing
+ * outside it reads its inner values (restartable blocks need that).
+ */
+function withPlumbing(g: OnnxGraph, blocks: BlockInfo[]): void {
+  const cores = blocks.map((b) => new Set(b.nodes.map((n) => g.nodeByName.get(n)!)));
+  const taken = new Set<NodeProto>(cores.flatMap((c) => [...c]));
+  const graphOut = new Set(g.outputs.map((o) => o.name));
+  blocks.forEach((b, l) => {
+    const mine = cores[l];
+    const queue = [...mine];
+    while (queue.length) {
+      const n = queue.pop()!;
+      for (const i of n.input) {
+        const p = i ? g.producer.get(i) : undefined;
+        if (!p || taken.has(p)) continue;
+        const onlyHere = p.output.every((o) => !o || (!graphOut.has(o) && (g.consumers.get(o) ?? []).every((c) => mine.has(c))));
+        if (!onlyHere) continue;
+        mine.add(p);
+        taken.add(p);
+        queue.push(p);
+      }
+    }
+    const pos = topoPositions(g);
+    const nodes = [...mine].sort((a, c) => pos.get(a)! - pos.get(c)!);
+    b.nodes = nodes.map((n) => g.name(n));
+  });
 }
 
 function attentionInfo(idx: ModuleIndex, j: Junction, r: AttentionRolesFound, path: string): AttentionInfo {
