@@ -359,6 +359,8 @@ test('encdec: both layouts give the same update and the same answers; auto local
     assert.equal((r.after as Extract<EditResult['after'], { hits: number }>).hits, req.templates.length);
   }
   assert.deepEqual(two.layers, one.layers);
+  // The conditioning does not depend on any decoder weight: editing the window at once is editing it layer by layer.
+  assert.ok(!one.notes.some((n) => /upstream/.test(n)), one.notes.join('; '));
   assert.deepEqual(two.localisation?.scores?.map((s) => s.toFixed(5)), one.localisation?.scores?.map((s) => s.toFixed(5)));
   for (const w of one.weights) {
     const a0 = weightOf(fixture('encdec'), w);
@@ -382,4 +384,18 @@ test('encdec: refusals name what is missing (the encoder file, a decoder-stream 
   await assert.rejects(edit(fixture('encdec'), { ...req, layer: 'blocks.2.cross_attn.v,blocks.2.cross_attn.v' }), /same weight/);
   await assert.rejects(edit(fixture('encdec'), { ...req, templates: undefined, layer: 'blocks.2.cross_attn.v' }), /encoder-decoder needs prompt templates/);
   assert.deepEqual(fs.readdirSync(dir), [], 'nothing written');
+});
+
+test('gpt2: two MLPs in one edit are each solved from the original keys, and the result says the later keys lie downstream of the earlier edit', { skip: !hasFixture('gpt2') && 'fixture not generated' }, async () => {
+  const facts = expected('gpt2').facts as { template: string }[];
+  const dir = tmpDir();
+  const templates = [...new Set(facts.map((f) => f.template))].slice(0, 2);
+  const r = await edit(fixture('gpt2'), { layer: 'blocks.0.mlp, blocks.2.mlp', source: 'Maroph', target: 'Tavane', templates, out: path.join(dir, 'two.onnx') });
+  assert.deepEqual(r.layers, ['blocks.0.mlp', 'blocks.2.mlp']);
+  assert.equal(r.edits.length, 2);
+  assert.ok(r.edits.every((e) => e.norms.delta > 0));
+  assert.ok(r.notes.some((n) => /keys of blocks\.2\.mlp .*blocks\.0\.mlp.*upstream/.test(n)), r.notes.join('; '));
+  // Each weight is exactly the single-layer edit's.
+  const one = await edit(fixture('gpt2'), { layer: 'blocks.2.mlp', source: 'Maroph', target: 'Tavane', templates, out: path.join(dir, 'one.onnx') });
+  assert.deepEqual(weightOf(path.join(dir, 'two.onnx'), one.weights[0]), weightOf(path.join(dir, 'one.onnx'), one.weights[0]));
 });

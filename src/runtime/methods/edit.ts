@@ -704,6 +704,15 @@ export async function conceptEdit(hooked: HookedModel, tok: TextTokenizer, req: 
     if (users > 1) notes.push(`the weight ${lin.weight} is read by ${users} nodes (tied weights?); all of them see the edit`);
     return { site, layout, hook, tensor: graph.initializers.get(lin.weight)! };
   });
+  // Every weight is solved from the original model's keys: say so where an edited weight feeds another's keys.
+  for (const later of plan) {
+    for (const earlier of plan) {
+      const out = graph.nodeByName.get(earlier.site.linear.node)?.output[0];
+      if (earlier !== later && out && dependsOn(graph, later.hook, out)) {
+        notes.push(`the keys of ${later.site.name} are read from the original model; ${earlier.site.name}, edited too, lies upstream of them, so they differ after the edit (edit one layer at a time to chain edits)`);
+      }
+    }
+  }
   const hooks = new Map<string, number>();
   for (const p of plan) {
     const prev = hooks.get(p.hook);
