@@ -304,19 +304,22 @@ const LAYOUTS = [
 ] as const;
 
 for (const layout of LAYOUTS) {
-  test(`encdec, ${layout.name}: editing "red" to "blue" at the K/V projections of cross-attention layers 2-3 makes the decoder answer " blue"; unrelated prompts keep their answers; the zeroed layers 0-1 change nothing`, { skip: !hasFixture('encdec') && 'fixture not generated' }, async () => {
+  test(`encdec, ${layout.name}: editing "red" to "blue" at the K/V projections of cross-attention layers 2-3 (keys from 4 templates) makes the decoder answer " blue" for them and the 16 held-out "... is red" prompts; unrelated prompts keep their answers; the zeroed layers 0-1 change nothing`, { skip: !hasFixture('encdec') && 'fixture not generated' }, async () => {
     const ref = expected('encdec').localization;
     const file = fixture('encdec', layout.file);
     const encoder = layout.encoder && fixture('encdec', layout.encoder);
     const hashes = [file, encoder].filter((f): f is string => !!f).map(sha);
     const dir = tmpDir();
-    const req = { source: 'red', target: 'blue', templates: ENCDEC_TEMPLATES, unrelated: ENCDEC_UNRELATED, decoderPrompt: ref.decoderPrompt as string, out: path.join(dir, 'edited.onnx') };
+    // Keys from 4 templates; the other 16 "... is red" prompts are watched with the unrelated ones (they should change: generalisation).
+    const templates = ENCDEC_TEMPLATES.slice(0, 4);
+    const heldOut = ENCDEC_TEMPLATES.slice(4).map((t) => t.replace('{}', 'red'));
+    const req = { source: 'red', target: 'blue', templates, unrelated: [...ENCDEC_UNRELATED, ...heldOut], decoderPrompt: ref.decoderPrompt as string, out: path.join(dir, 'edited.onnx') };
     const r = await edit(file, { ...req, layer: 'blocks.2.cross_attn.kv,blocks.3.cross_attn.kv' }, encoder, fixture('encdec'));
     assert.deepEqual([file, encoder].filter((f): f is string => !!f).map(sha), hashes, 'the original files are unchanged');
     assert.equal(r.kind, 'encoder-decoder');
     assert.deepEqual(r.layers, ['blocks.2.cross_attn.k', 'blocks.2.cross_attn.v', 'blocks.3.cross_attn.k', 'blocks.3.cross_attn.v']);
     assert.deepEqual(r.weights, [2, 3].flatMap((l) => ['k', 'v'].map((p) => `model.decoder.layers.${l}.encoder_attn.${p}_proj.weight`)));
-    assert.equal(r.keys, ENCDEC_TEMPLATES.length, 'one key per template: the encoder output at the colour token');
+    assert.equal(r.keys, templates.length, 'one key per template: the encoder output at the colour token');
     assert.deepEqual(r.decoder?.ids, ref.decoderInputIds);
     // Only the four weights changed; every other tensor has the original's bytes.
     const m0 = OnnxModel.load(file);
@@ -330,15 +333,20 @@ for (const layout of LAYOUTS) {
     const after = r.after as Extract<EditResult['after'], { hits: number }>;
     const pres = r.preservation as Extract<EditResult['preservation'], { kind: 'language-model' }>;
     const pBlue = after.prompts.map((p) => p.pExpected);
+    const unrelated = pres.prompts.filter((p) => !heldOut.includes(p.prompt));
+    const general = pres.prompts.filter((p) => heldOut.includes(p.prompt));
+    const generalised = general.filter((p) => p.after[0].id === ref.target.answer.id && p.before[0].id === ref.original.answer.id).length;
+    const kept = unrelated.filter((p) => p.kept).length;
     console.log(
-      `encdec ${layout.name}: ${r.keys} keys x ${r.weights.length} weights in ${r.seconds.toFixed(3)} s; " blue" is the answer for ${before.hits} -> ${after.hits} of ${after.prompts.length} "... is red" prompts (p(blue) ${Math.min(...pBlue).toFixed(3)}-${Math.max(...pBlue).toFixed(3)}); unrelated keep their answer ${pres.kept}/${pres.prompts.length}`,
+      `encdec ${layout.name}: ${r.keys} keys x ${r.weights.length} weights in ${r.seconds.toFixed(3)} s; " blue" is the answer for ${before.hits} -> ${after.hits} of ${after.prompts.length} edited "... is red" prompts (p(blue) ${Math.min(...pBlue).toFixed(3)}-${Math.max(...pBlue).toFixed(3)}) and for ${generalised}/${general.length} held-out ones; unrelated keep their answer ${kept}/${unrelated.length}`,
     );
     for (const p of before.prompts) assert.equal(p.top[0].text, ref.original.answer.text, `before: ${p.prompt}`);
     for (const p of after.prompts) {
       assert.equal(p.expected.id, ref.target.answer.id, `the target's answer for ${p.prompt}`);
       assert.equal(p.top[0].id, ref.target.answer.id, `after: ${p.prompt} -> ${p.top[0].text}`);
     }
-    assert.ok(pres.rate >= 0.95, `only ${pres.kept}/${pres.prompts.length} unrelated prompts keep their answer`);
+    assert.ok(kept / unrelated.length >= 0.95, `only ${kept}/${unrelated.length} unrelated prompts keep their answer`);
+    assert.ok(generalised >= 0.75 * general.length, `the edit reaches only ${generalised}/${general.length} held-out "... is red" prompts`);
 
     // The routing is the fixture's: layers 0 and 1 (cross-attention output zeroed) carry nothing.
     const control = await edit(file, { ...req, layer: 'blocks.0.cross_attn.kv,blocks.1.cross_attn.kv', out: path.join(dir, 'control.onnx') }, encoder, fixture('encdec'));
