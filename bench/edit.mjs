@@ -10,7 +10,7 @@
 //
 // Measured 2026-11-29 on the 2-core AMD EPYC dev machine, shared (load average 6.9): 4096 x 4096,
 // 100 keys, onnxruntime float64 Gemm: best wall 1.004 s of 5 (process CPU 0.689 s, both cores),
-// i.e. about 0.35-0.5 s wall on the idle machine; the CLI's edit proper on clip-text 0.29 s.
+// so about 0.35 s wall on an idle machine (estimated, not measured); the CLI edit proper on clip-text 0.29 s.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
