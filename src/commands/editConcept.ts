@@ -275,22 +275,24 @@ async function askInputs(model: OpenedModel, site: EditSiteInfo, given: EditDefa
     answers.lambda !== undefined
       ? String(answers.lambda)
       : await vscode.window.showInputBox({
-    title: `Edit concept (${steps - 1}/${steps}): lambda`,
-    prompt: 'Ridge weight keeping W′ near W: smaller edits harder, larger keeps more (default 0.01)',
-    value: String(prev.lambda ?? 0.01),
-    ignoreFocusOut: true,
-    validateInput: (v) => (Number(v) > 0 && Number.isFinite(Number(v)) ? undefined : 'A positive number, e.g. 0.01'),
-  });
+          title: `Edit concept (${steps - 1}/${steps}): lambda`,
+          prompt: 'Ridge weight keeping W′ near W: smaller edits harder, larger keeps more (default 0.01)',
+          value: String(prev.lambda ?? 0.01),
+          ignoreFocusOut: true,
+          validateInput: (v) => (Number(v) > 0 && Number.isFinite(Number(v)) ? undefined : 'A positive number, e.g. 0.01'),
+        });
   if (!lambdaText) return undefined;
   const suggested = defaultOut(model.path, source, target);
-  const out = answers.out ?? await vscode.window.showInputBox({
-    title: `Edit concept (${steps}/${steps}): the edited model’s file`,
-    prompt: 'A new .onnx file (the original is never modified)',
-    value: suggested,
-    valueSelection: [suggested.length - path.basename(suggested).length, suggested.length - '.onnx'.length],
-    ignoreFocusOut: true,
-    validateInput: (v) => outProblem(model.path, v),
-  });
+  const out =
+    answers.out ??
+    (await vscode.window.showInputBox({
+      title: `Edit concept (${steps}/${steps}): the edited model’s file`,
+      prompt: 'A new .onnx file (the original is never modified)',
+      value: suggested,
+      valueSelection: [suggested.length - path.basename(suggested).length, suggested.length - '.onnx'.length],
+      ignoreFocusOut: true,
+      validateInput: (v) => outProblem(model.path, v),
+    }));
   if (!out) return undefined;
   const templates = parseTemplates(templatesText);
   const lambda = Number(lambdaText);
