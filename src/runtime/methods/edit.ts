@@ -68,7 +68,7 @@ export interface EditRequest {
   /**
    * `--layer auto`: on a language model, noise samples and window of the causal trace (defaults 10
    * and 1); on an encoder-decoder, `window` is the number of consecutive cross-attention layers
-   * LocoGen's localization scores (default 3).
+   * LocoGen's localization scores (default 3, or all of them when there are fewer).
    */
   trace?: { samples?: number; window?: number; seed?: number };
   /** Encoder-decoders: the text the decoder starts from after its start token (e.g. `colour:`); default none. */
@@ -304,7 +304,8 @@ export async function localizeCrossAttention(
   opts: { window?: number; decoderPrompt?: string; decoderStart?: number; encoder?: EditOptions['encoder'] } = {},
   signal?: AbortSignal,
 ): Promise<CrossLocalisation> {
-  const window = opts.window ?? 3;
+  // LocoGen's window of 3, or every layer of a model with fewer.
+  const window = opts.window ?? Math.min(3, findCrossAttention(hooked.graph, hooked.arch).layers.length);
   let sum: number[] | undefined;
   let names: string[] = [];
   let blocks: number[] = [];
