@@ -13,7 +13,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { engineFlops, forwardFlops, romeFlops, sweepFloorFlops } from './lib/flops.mjs';
+import { engineFlops, engineRunFlops, forwardFlops, romeFlops, sweepFloorFlops } from './lib/flops.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH, '..');
@@ -186,12 +186,14 @@ async function benchTrace() {
   // no-op restorations (tokens before the subject) skipped, which the engine itself skips.
   const floorSpec = sweepFloorFlops(cfg, S, sweep);
   const floor = sweepFloorFlops(cfg, S, { ...sweep, firstAffected: s0 });
-  let rows;
+  // What the engine executed: the runs it really made (rows, positions, start block), when
+  // the breakdown observed them; else every restoration as a full 12-position forward.
+  let engine;
   if (res.breakdown) {
     const r = res.breakdown.runs;
-    rows = r.clean.rows + r.corrupted.rows + r.rowsPerBatch.reduce((a, b) => a + b, 0);
-  } else rows = 1 + TRACE.samples + TRACE.kinds.length * cfg.layers * (S - s0) * TRACE.samples; // assumed
-  const engine = engineFlops(cfg, S, rows);
+    const batches = r.rowsPerBatch.map((rows, i) => ({ rows, positions: r.positionsPerBatch[i], start: r.startPerBatch[i] }));
+    engine = engineRunFlops(cfg, S, [{ rows: r.clean.rows, positions: S, start: 0 }, { rows: r.corrupted.rows, positions: S, start: 0 }, ...batches]);
+  } else engine = engineFlops(cfg, S, 1 + TRACE.samples + TRACE.kinds.length * cfg.layers * (S - s0) * TRACE.samples);
   const rome = romeFlops(cfg, S, sweep);
   res.flops = { floorSpec, floor, engine, rome, fullForwardRow: forwardFlops(cfg, S, { logitPositions: 1, dense: true }), rowsObserved: !!res.breakdown };
   res.floorMs = (floor.total / rate.flopPerS) * 1000;
@@ -204,8 +206,8 @@ async function benchTrace() {
   res.mechanistFlopPerS = engine.total / (res.mechanist.wallMs / 1000);
   res.engineFlopsOverFloor = engine.total / floor.total;
 
-  // c. memory: peak RSS vs weights + activations of the largest batch.
-  const batchRows = Math.floor(256 / TRACE.samples) * TRACE.samples; // the engine's default maxBatchRows
+  // c. memory: peak RSS vs weights + activations of the largest batch the engine ran.
+  const batchRows = res.breakdown ? Math.max(...res.breakdown.runs.rowsPerBatch) : Math.floor(64 / TRACE.samples) * TRACE.samples; // the engine's default maxBatchRows
   const act = activationBytes(cfg, S, batchRows);
   res.memory = {
     peakBytes: res.mechanist.peakKiB * 1024,
@@ -215,6 +217,8 @@ async function benchTrace() {
     nodeWithOrtBytes: ortLoad.peakKiB * 1024,
   };
   res.memory.peakOverWeightsPlusActivations = res.memory.peakBytes / (res.memory.weightsBytes + act);
+  // Without what node and onnxruntime cost before any model is loaded (the same for any model).
+  res.memory.peakLessRuntimeOverWeightsPlusActivations = (res.memory.peakBytes - res.memory.nodeWithOrtBytes) / (res.memory.weightsBytes + act);
 
   // a. ROME's loop in PyTorch.
   if (!flag('skip-rome')) {
@@ -286,10 +290,11 @@ function table(r) {
     add('  floor without the pre-subject skip', `${fmt(t.floorSpecMs / 1000, 2)} s`, `${fmt(t.flops.floorSpec.total / 1e9, 0)} GFLOP`, `wall/floor ${fmt(t.wallOverFloorSpec, 2)}x`, '<= 2x');
     add('  floor in CPU seconds', `${fmt(t.floorCpuS, 2)} s CPU`, `${fmt(t.ortRate.flopPerCpuS / 1e9, 1)} GFLOP per CPU-s; mechanist ${fmt(t.mechanist.cpuS, 1)} s CPU`, `cpu/floor ${fmt(t.cpuOverFloorCpu, 2)}x`);
     add('mechanist achieved rate', `${fmt(t.mechanistFlopPerS / 1e9, 1)} GFLOP/s`, `${fmt(t.flops.engine.total / 1e9, 0)} GFLOP executed, ${t.flops.engine.rows} rows (${fmt(t.engineFlopsOverFloor, 2)}x floor)`, `${fmt(t.mechanistFlopPerS / t.ortRate.flopPerS, 2)}x ort rate`);
-    add('peak RSS of the trace', `${fmt(MB(t.memory.peakBytes), 0)} MiB`, `weights ${fmt(MB(t.memory.weightsBytes), 0)} + activations ${fmt(MB(t.memory.activationBytes), 0)} MiB`, `${fmt(t.memory.peakOverWeightsPlusActivations, 2)}x`, '< 1.5x');
+    add('peak RSS of the trace', `${fmt(MB(t.memory.peakBytes), 0)} MiB`, `weights ${fmt(MB(t.memory.weightsBytes), 0)} + activations ${fmt(MB(t.memory.activationBytes), 0)} MiB (${t.memory.batchRows} rows)`, `${fmt(t.memory.peakOverWeightsPlusActivations, 2)}x`, '< 1.5x');
+    add('  less node + onnxruntime alone', `${fmt(MB(t.memory.peakBytes - t.memory.nodeWithOrtBytes), 0)} MiB`, `node with onnxruntime-node loaded: ${fmt(MB(t.memory.nodeWithOrtBytes), 0)} MiB`, `${fmt(t.memory.peakLessRuntimeOverWeightsPlusActivations, 2)}x`);
     if (t.breakdown) {
       const m = t.breakdown.ms;
-      add('breakdown (one process)', `${fmt(t.breakdown.processWallMs / 1000, 2)} s, ${fmt(t.breakdown.cpuS, 1)} s CPU`, `start ${fmt(t.processStartMs, 0)} open ${fmt(m.open, 0)} instr+encode ${fmt(m.instrumentAndEncode, 0)} session ${fmt(m.sessionCreation, 0)} clean ${fmt(m.clean, 0)} corrupt ${fmt(m.corrupted, 0)} restore ${fmt(m.restorationBatches, 0)} (ort ${fmt(m.restorationOrt, 0)}, run host ${fmt(m.restorationRunHost, 0)}, method host ${fmt(m.restorationMethodHost, 0)}) ms`);
+      add('breakdown (one process)', `${fmt(t.breakdown.processWallMs / 1000, 2)} s, ${fmt(t.breakdown.cpuS, 1)} s CPU`, `start ${fmt(t.processStartMs, 0)} open ${fmt(m.open, 0)} prepare (instrument, encode, session) ${fmt(m.prepare, 0)} clean ${fmt(m.clean, 0)} corrupt ${fmt(m.corrupted, 0)} restore ${fmt(m.restorationBatches, 0)} (ort ${fmt(m.restorationOrt, 0)}, run host ${fmt(m.restorationRunHost, 0)}, method host ${fmt(m.restorationMethodHost, 0)}) ms`);
     }
   }
   const w = rows.reduce((acc, row) => row.map((c, i) => Math.max(acc[i] ?? 0, String(c).length)), []);

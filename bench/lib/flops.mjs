@@ -129,6 +129,20 @@ export function engineFlops(c, S, rows) {
   return { rows, total: rows * forwardFlops(c, S, { logitPositions: 1, dense: true }) };
 }
 
+/**
+ * What the engine executes for the runs it really made: each run `rows` rows from block `start`
+ * on, `positions` query positions (a suffix run: the last ones) against all S keys (dense
+ * attention), logits at the last position.
+ */
+export function engineRunFlops(c, S, runs) {
+  let total = 0;
+  for (const { rows, positions, start } of runs) {
+    const x = parts(c, S);
+    total += rows * ((c.layers - start) * positions * (x.q + x.kv + x.core + x.o + x.mlp) + 2 * c.d * c.vocab);
+  }
+  return { rows: runs.reduce((n, r) => n + r.rows, 0), total };
+}
+
 /** ROME's loop: 2 + kinds·L·S forwards (1 + samples rows; the clean one 1 row), logits at every position. */
 export function romeFlops(c, S, { kinds, samples }) {
   const calls = kinds.length * c.layers * S;

@@ -1,11 +1,12 @@
 // The matmul rate onnxruntime-node reaches on this machine: the plain exported model (no
 // instrumentation), batch B x S tokens, best of `reps` runs after one warm-up, with the same
-// session options the engine uses (graph optimisation 'all', default intra-op threads unless
-// given). Prints one JSON line: {bestMs, runsMs, flops (bench/lib/flops.mjs, dense attention,
+// session options the engine uses (graph optimisation 'all', one intra-op thread per core
+// unless given, as src/runtime/session.ts). Prints one JSON line: {bestMs, runsMs, flops (bench/lib/flops.mjs, dense attention,
 // logits at every position), flopPerS (best wall), flopPerCpuS (mean CPU time of the process,
 // all threads: a figure that holds up when other processes share the cores)}.
 // Args: <model.onnx> <config.json> [B=64] [S=12] [reps=4] [threads=0]
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import { forwardFlops } from './flops.mjs';
 
@@ -19,7 +20,7 @@ const session = await ort.InferenceSession.create(file, {
   executionProviders: ['cpu'],
   graphOptimizationLevel: 'all',
   logSeverityLevel: 3,
-  ...(Number(threads) ? { intraOpNumThreads: Number(threads) } : {}),
+  intraOpNumThreads: Number(threads) || availableParallelism(),
 });
 const ids = BigInt64Array.from({ length: b * s }, (_, i) => BigInt((i * 7919) % (cfg.vocab - 1)));
 const feeds = {

@@ -183,7 +183,9 @@ export async function causalTrace(hooked: HookedModel, tok: TextTokenizer, req: 
   };
 
   progress?.report({ message: 'corrupted run' });
-  const corrupted = await session.run(corruptFeeds(samples), { patches: corruptPatches(samples), fetch: mode === 'full' ? [] : blockInputs, fetchKv: mode === 'suffix' });
+  // MLP restorations skip their window's first layer (see below): they need its corrupted outputs.
+  const mlpHooks = mode !== 'full' && kinds.includes('mlp') ? Array.from({ length: L }, (_, l) => HOOK.mlp(l)) : [];
+  const corrupted = await session.run(corruptFeeds(samples), { patches: corruptPatches(samples), fetch: mode === 'full' ? [] : [...blockInputs, ...mlpHooks], fetchKv: mode === 'suffix' });
   const lowScore = meanProb(corrupted.lastLogits!, answerId, 0, samples);
   throwIfCancelled(signal);
   const pastCut = new Map<number, Record<string, HostTensor>>();
@@ -222,7 +224,13 @@ export async function causalTrace(hooked: HookedModel, tok: TextTokenizer, req: 
   // The block a job's rows can start at: after the restored layer (residual), or at the
   // window's first layer (mlp/attn); 0 when blocks are not restartable.
   const layersOf = (job: Job): number[] => (job.kind === 'residual' ? [job.layer] : windowLayers(job.layer, window, L));
-  const startOf = (job: Job): number => (mode === 'full' ? 0 : job.kind === 'residual' ? job.layer + 1 : layersOf(job)[0]);
+  // Restoring an MLP output at the window's first layer a leaves that layer's input corrupted,
+  // so its output is the corrupted one plus (clean - corrupted) MLP output at the token: such
+  // rows start at block a + 1 from that sum (float32 models; the residual stream is a sum of
+  // the module outputs in GPT-2 and LLaMA blocks).
+  const mlpSkip = mlpHooks.length > 0 && corrupted.cache.get(mlpHooks[0])!.type === 'float32';
+  const startOf = (job: Job): number =>
+    mode === 'full' ? 0 : job.kind === 'residual' ? job.layer + 1 : job.kind === 'mlp' && mlpSkip ? layersOf(job)[0] + 1 : layersOf(job)[0];
   const groups = new Map<number, Job[]>();
   for (const job of jobs) groups.set(startOf(job), [...(groups.get(startOf(job)) ?? []), job]);
   const batches: { start: number; jobs: Job[] }[] = [];
@@ -260,6 +268,17 @@ export async function causalTrace(hooked: HookedModel, tok: TextTokenizer, req: 
           const cell = (clean1.data as Float32Array | Uint16Array).subarray(job.token * D, (job.token + 1) * D);
           const Sp = begin.entry.dims[1];
           for (const r of rowsOfJob) (begin.entry.data as Float32Array | Uint16Array).set(cell, (r * Sp + job.token - t0) * D);
+        } else if (begin && job.kind === 'mlp' && l === start - 1) {
+          const cleanMlp = asFloat32(clean.cache.get(hook)!);
+          const corrMlp = asFloat32(corrupted.cache.get(hook)!);
+          const entry = begin.entry.data as Float32Array;
+          const D = cleanMlp.length / S;
+          const Sp = begin.entry.dims[1];
+          for (const r of rowsOfJob) {
+            const at = (r * Sp + job.token - t0) * D;
+            const corrAt = ((r % samples) * S + job.token) * D;
+            for (let i = 0; i < D; i++) entry[at + i] += cleanMlp[job.token * D + i] - corrMlp[corrAt + i];
+          }
         } else patches.push({ hook, rows: rowsOfJob, positions: [job.token - t0], value: cleanFrom(hook, t0) });
       }
     });
