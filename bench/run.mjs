@@ -13,7 +13,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { engineFlops, engineRunFlops, forwardFlops, romeFlops, sweepFloorFlops } from './lib/flops.mjs';
+import { engineFlops, engineRunFlops, forwardFlops, romeFlops, statedFloorFlops, sweepFloorFlops } from './lib/flops.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH, '..');
@@ -186,6 +186,7 @@ async function benchTrace() {
   // no-op restorations (tokens before the subject) skipped, which the engine itself skips.
   const floorSpec = sweepFloorFlops(cfg, S, sweep);
   const floor = sweepFloorFlops(cfg, S, { ...sweep, firstAffected: s0 });
+  const floorStated = statedFloorFlops(cfg, S, { ...sweep, firstAffected: s0 });
   // What the engine executed: the runs it really made (rows, positions, start block), when
   // the breakdown observed them; else every restoration as a full 12-position forward.
   let engine;
@@ -195,9 +196,12 @@ async function benchTrace() {
     engine = engineRunFlops(cfg, S, [{ rows: r.clean.rows, positions: S, start: 0 }, { rows: r.corrupted.rows, positions: S, start: 0 }, ...batches]);
   } else engine = engineFlops(cfg, S, 1 + TRACE.samples + TRACE.kinds.length * cfg.layers * (S - s0) * TRACE.samples);
   const rome = romeFlops(cfg, S, sweep);
-  res.flops = { floorSpec, floor, engine, rome, fullForwardRow: forwardFlops(cfg, S, { logitPositions: 1, dense: true }), rowsObserved: !!res.breakdown };
+  res.flops = { floorSpec, floor, floorStated, engine, rome, fullForwardRow: forwardFlops(cfg, S, { logitPositions: 1, dense: true }), rowsObserved: !!res.breakdown };
   res.floorMs = (floor.total / rate.flopPerS) * 1000;
   res.floorSpecMs = (floorSpec.total / rate.flopPerS) * 1000;
+  res.floorStatedMs = (floorStated.total / rate.flopPerS) * 1000;
+  res.wallOverFloorStated = res.mechanist.wallMs / res.floorStatedMs;
+  res.cpuOverFloorStatedCpu = res.mechanist.cpuS / (floorStated.total / rate.flopPerCpuS);
   res.wallOverFloor = res.mechanist.wallMs / res.floorMs;
   res.wallOverFloorSpec = res.mechanist.wallMs / res.floorSpecMs;
   // The same in CPU seconds (robust when other processes share the cores).
@@ -286,8 +290,9 @@ function table(r) {
     add('trace --kind all: wall (best of runs, process start incl.)', `${fmt(t.mechanist.wallMs / 1000, 2)} s`, `runs ${t.mechanist.wallMsRuns.map((x) => fmt(x / 1000, 1)).join(', ')} s; ${fmt(t.mechanist.cpuS, 1)} s CPU`);
     if (t.rome) add('ROME loop, PyTorch 2 threads', `${fmt(t.rome.seconds, 1)} s${t.rome.extrapolated ? ' (extrap.)' : ''}`, `mechanist ${fmt(t.mechanist.wallMs / 1000, 2)} s`, `${fmt(t.romeOverMechanist, 1)}x faster`, '>= 30x');
     if (t.rome) add('  same in CPU seconds (both processes)', `${fmt(t.romeCpuS, 0)} s CPU`, `mechanist ${fmt(t.mechanist.cpuS, 1)} s CPU`, `${fmt(t.romeCpuOverMechanistCpu, 1)}x`);
-    add('floor: minimal FLOPs / onnxruntime rate', `${fmt(t.floorMs / 1000, 2)} s`, `${fmt(t.flops.floor.total / 1e9, 0)} GFLOP @ ${fmt(t.ortRate.flopPerS / 1e9, 1)} GFLOP/s`, `wall/floor ${fmt(t.wallOverFloor, 2)}x`, '<= 2x');
-    add('  floor without the pre-subject skip', `${fmt(t.floorSpecMs / 1000, 2)} s`, `${fmt(t.flops.floorSpec.total / 1e9, 0)} GFLOP`, `wall/floor ${fmt(t.wallOverFloorSpec, 2)}x`, '<= 2x');
+    add('strict floor: minimal FLOPs / onnxruntime rate', `${fmt(t.floorMs / 1000, 2)} s`, `${fmt(t.flops.floor.total / 1e9, 0)} GFLOP @ ${fmt(t.ortRate.flopPerS / 1e9, 1)} GFLOP/s`, `wall/floor ${fmt(t.wallOverFloor, 2)}x`, '<= 2x');
+    add('floor as the issue states it (all positions from the restored token, every later layer)', `${fmt(t.floorStatedMs / 1000, 2)} s`, `${fmt(t.flops.floorStated.total / 1e9, 0)} GFLOP`, `wall/floor ${fmt(t.wallOverFloorStated, 2)}x (CPU ${fmt(t.cpuOverFloorStatedCpu, 2)}x)`, '<= 2x');
+    add('  strict floor without the pre-subject skip', `${fmt(t.floorSpecMs / 1000, 2)} s`, `${fmt(t.flops.floorSpec.total / 1e9, 0)} GFLOP`, `wall/floor ${fmt(t.wallOverFloorSpec, 2)}x`, '<= 2x');
     add('  floor in CPU seconds', `${fmt(t.floorCpuS, 2)} s CPU`, `${fmt(t.ortRate.flopPerCpuS / 1e9, 1)} GFLOP per CPU-s; mechanist ${fmt(t.mechanist.cpuS, 1)} s CPU`, `cpu/floor ${fmt(t.cpuOverFloorCpu, 2)}x`);
     add('mechanist achieved rate', `${fmt(t.mechanistFlopPerS / 1e9, 1)} GFLOP/s`, `${fmt(t.flops.engine.total / 1e9, 0)} GFLOP executed, ${t.flops.engine.rows} rows (${fmt(t.engineFlopsOverFloor, 2)}x floor)`, `${fmt(t.mechanistFlopPerS / t.ortRate.flopPerS, 2)}x ort rate`);
     add('peak RSS of the trace', `${fmt(MB(t.memory.peakBytes), 0)} MiB`, `weights ${fmt(MB(t.memory.weightsBytes), 0)} + activations ${fmt(MB(t.memory.activationBytes), 0)} MiB (${t.memory.batchRows} rows)`, `${fmt(t.memory.peakOverWeightsPlusActivations, 2)}x`, '< 1.5x');

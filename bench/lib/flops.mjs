@@ -148,3 +148,31 @@ export function romeFlops(c, S, { kinds, samples }) {
   const calls = kinds.length * c.layers * S;
   return { calls, total: (1 + (1 + samples) * (1 + calls)) * forwardFlops(c, S, { dense: true }) };
 }
+
+/**
+ * The floor in the issue's own words: every restoration restarts at the restored layer (the
+ * block after a restored residual state, the first layer of a restored window) and recomputes
+ * every position from the restored token on, at every later layer, with causal attention; logits
+ * at the last position; the clean and corrupted runs once. `sweepFloorFlops` is stricter still
+ * (the last layer's other positions only for their keys and values, nothing recomputed where
+ * the state did not change).
+ */
+export function statedFloorFlops(c, S, { kinds, samples, window, firstAffected = 0 }) {
+  const base = (1 + samples) * forwardFlops(c, S, { logitPositions: 1, dense: false });
+  let rest = 0;
+  for (const k of kinds) {
+    for (let l = 0; l < c.layers; l++) {
+      const start = k === 'residual' ? l + 1 : windowLayers(l, window, c.layers)[0];
+      for (let t = firstAffected; t < S; t++) {
+        for (let j = start; j < c.layers; j++) {
+          for (let p = t; p < S; p++) {
+            const x = parts(c, p + 1);
+            rest += x.q + x.kv + x.core + x.o + x.mlp;
+          }
+        }
+        rest += 2 * c.d * c.vocab;
+      }
+    }
+  }
+  return { base, restorations: samples * rest, total: base + samples * rest };
+}
