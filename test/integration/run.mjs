@@ -11,12 +11,13 @@
 //   4. always stops every code-server process group; exits non-zero when anything failed.
 // Options: --suite-only, --ui-only, --vsix (the packaged .vsix for the in-host suite too; the
 // UI tests always use it), --link (the source folder for the UI tests too),
-//          --keep (keep the scratch folder), --grep <re> (both layers).
-// Environment: CHROMIUM_PATH (default /usr/bin/chromium), MECHANIST_IT_TIMEOUT_S (600, counted from
+//          --keep (keep the scratch folder), --grep <re> (both layers), --update-docs (copy the
+//          README's screenshots, artifacts/screenshots/<panel>-<theme>.png, to docs/ after the run).
+// Environment: CHROMIUM_PATH (default /usr/bin/chromium), MECHANIST_IT_TIMEOUT_S (1500, counted from
 //              the end of the code-server install), MECHANIST_SUITE_TIMEOUT_S (180),
 //              MECHANIST_IT_ARTIFACTS (test/integration/artifacts).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, appendFileSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, appendFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import Mocha from 'mocha';
@@ -136,7 +137,7 @@ async function main() {
   const cs = ensureCodeServer();
   log(`code-server ready (${relative(repoRoot, cs.dir)})`);
   // The time limit starts once code-server is installed (the first install takes minutes).
-  const limitS = Number(process.env.MECHANIST_IT_TIMEOUT_S ?? 600);
+  const limitS = Number(process.env.MECHANIST_IT_TIMEOUT_S ?? 1500);
   setTimeout(() => {
     console.error(`[integration] timed out after ${limitS} s; stopping code-server`);
     killAllSync();
@@ -188,6 +189,14 @@ async function main() {
   }
 }
 
+/** --update-docs: the README's screenshots from this run's artifacts/screenshots/ into docs/. */
+function updateDocs() {
+  const from = join(artifacts, 'screenshots');
+  const shots = existsSync(from) ? readdirSync(from).filter((f) => f.endsWith('.png')) : [];
+  for (const f of shots) copyFileSync(join(from, f), join(repoRoot, 'docs', `screenshot-${f}`));
+  log(`--update-docs: ${shots.length} screenshots copied to docs/${shots.length ? ` (${shots.join(', ')})` : ''}`);
+}
+
 let code = 0;
 try {
   await main();
@@ -197,6 +206,7 @@ try {
 }
 killAllSync();
 if (totals.failed > 0) code = 1;
+if (flag('--update-docs')) updateDocs();
 log(`done; screenshots and logs in ${relative(repoRoot, artifacts)}/`);
 console.log(`${totals.passed} passed, ${totals.failed} failed`);
 process.exit(code);

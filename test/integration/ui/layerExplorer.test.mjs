@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { describe, it, before, after, afterEach } from 'mocha';
 import { harness, openSession } from '../lib/harness.mjs';
 import { expectedFor } from '../lib/expected.mjs';
+import { docShot } from '../lib/workbench.mjs';
 
 const MODEL_DIR = 'gpt2';
 const MODEL_FILE = 'model.onnx';
@@ -146,6 +147,10 @@ for (const theme of ['light', 'dark']) {
         await press('ArrowDown', ({ v, i }) => v.querySelector('.monaco-list-row.focused')?.getAttribute('data-index') !== String(i), { i: f.index }, { retryIf: async () => (await state()).index === f.index });
       }
       await s.shot('layer-explorer-expanded');
+      // The README's picture: the tree from its top.
+      await s.page.keyboard.press('Home');
+      await s.page.waitForFunction(({ v, label }) => v.querySelector('.monaco-list-row.focused .label-name')?.textContent.trim() === label, { v, label: MODEL_FILE }, { timeout: 15_000 });
+      await docShot(s, 'layer-explorer', { part: 'sidebar', maxHeight: 520 });
       const labels = [...seen.entries()].sort((x, y) => x[0] - y[0]).map((e) => e[1]);
       const blocks = labels.filter((l) => /^block \d+$/.test(l));
       const heads = labels.filter((l) => /^head \d+$/.test(l));

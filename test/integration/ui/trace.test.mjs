@@ -11,33 +11,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it, before, after, afterEach } from 'mocha';
 import { harness, openSession } from '../lib/harness.mjs';
-import { waitForWorkbench } from '../lib/browser.mjs';
+import { MECHANIST_ICON, clearNotifications, command, contextMenu, docShot, esc, exact, pane, pickRow, quickInput, reloadWindow, row, selectedInLayerExplorer, webviewFrame } from '../lib/workbench.mjs';
 
 const MODEL_DIR = 'gpt2';
 const MODEL_FILE = 'model.onnx';
-const MECHANIST_ICON = '.activitybar .action-item a[aria-label^="Mechanist"], .activitybar .action-item[aria-label^="Mechanist"]';
 const KINDS = ['residual', 'mlp', 'attn'];
 const TOL = 1e-4;
 /** Samples per restoration for the trace that is cancelled (about a minute of work here). */
 const LONG_SAMPLES = 5000;
-
-const esc = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-const exact = (s) => new RegExp(`^${esc(s)}$`);
-
-/** The tree row whose label is exactly `label` (the first one from the top). */
-function row(scope, label) {
-  return scope.locator('.monaco-list-row').filter({ has: scope.page().locator('.label-name', { hasText: exact(label) }) }).first();
-}
-
-/** The view pane whose header says `title`. */
-function pane(page, title) {
-  return page.locator('.pane', { has: page.locator('.pane-header .title', { hasText: title }) });
-}
-
-/** The trace webview's document (two iframes deep), the visible one. */
-function traceFrame(page) {
-  return page.frameLocator('iframe.webview.ready >> visible=true').frameLocator('#active-frame');
-}
 
 /** The extension's own reference: the same trace from the CLI (outside VS Code). */
 function cliTrace(model, fixture) {
@@ -115,51 +96,11 @@ function checkPanel(panel, ref, { tables }) {
   return checked;
 }
 
-/**
- * Runs a command from the palette. A webview (the trace panel) that takes focus keeps F1 to
- * itself, or closes the palette as it grabs focus: focus goes back to the workbench first, and
- * the whole thing is tried again if the palette does not stay open.
- */
-async function command(page, title) {
-  const input = page.locator('.quick-input-widget input');
-  const first = page.locator('.quick-input-list .monaco-list-row').first();
-  for (let attempt = 1; ; attempt++) {
-    await page.evaluate(() => document.activeElement?.blur());
-    await page.keyboard.press('F1');
-    const ok = await input
-      .waitFor({ state: 'visible', timeout: 5_000 })
-      .then(() => input.fill(`>${title}`, { timeout: 5_000 }))
-      .then(() => first.waitFor({ state: 'visible', timeout: 10_000 }))
-      .then(() => true, () => false);
-    if (ok) break;
-    if (attempt >= 4) throw new Error(`the command palette did not stay open (to run ${title})`);
-    await page.waitForTimeout(1_000);
-  }
-  await page.keyboard.press('Enter');
-}
-
-/** Picks the quick-pick row whose label matches `re` (a click, the keyboard if the click misses). */
-async function pickRow(page, re) {
-  const list = page.locator('.quick-input-widget .quick-input-list');
-  const item = list.locator('.monaco-list-row').filter({ has: page.locator('.label-name', { hasText: re }) }).first();
-  await item.waitFor({ timeout: 60_000 });
-  return item;
-}
-
-/** Waits for the quick input titled like `re`. */
-async function quickInput(page, re) {
-  const w = page.locator('.quick-input-widget');
-  await w.locator('.quick-input-title', { hasText: re }).waitFor({ timeout: 90_000 });
-  return w;
-}
+/** The trace webview's document (the visible one). */
+const traceFrame = webviewFrame;
 
 /** The Layer Explorer's selected row label. */
-async function selectedBlock(page, label) {
-  const view = pane(page, /Layer Explorer/i);
-  const sel = view.locator('.monaco-list-row[aria-selected="true"]').filter({ has: page.locator('.label-name', { hasText: exact(label) }) });
-  await sel.first().waitFor({ timeout: 30_000 });
-  return (await sel.first().locator('.label-name').textContent()).trim();
-}
+const selectedBlock = (page, label) => selectedInLayerExplorer(page, label);
 
 /** Editor tabs of trace panels. */
 function traceTabs(page) {
@@ -191,12 +132,6 @@ async function setSetting(s, id, value) {
   await tab.locator('.tab-actions .action-label').first().click();
   await editor.waitFor({ state: 'detached', timeout: 30_000 });
   await page.waitForTimeout(1_000); // the trace panel's webview takes focus again
-}
-
-/** Dismisses every notification toast (keeps screenshots clean). */
-async function clearNotifications(page) {
-  await command(page, 'Notifications: Clear All Notifications').catch(() => {});
-  await page.locator('.notification-toast').first().waitFor({ state: 'detached', timeout: 5_000 }).catch(() => {});
 }
 
 for (const theme of ['light', 'dark']) {
@@ -243,22 +178,7 @@ for (const theme of ['light', 'dark']) {
       const file = row(explorer, MODEL_FILE);
       await file.waitFor({ timeout: 30_000 });
       await page.locator(MECHANIST_ICON).first().waitFor({ timeout: 60_000 });
-      await file.click({ button: 'right' });
-      const menu = page.locator('.context-view .monaco-menu');
-      await menu.waitFor({ timeout: 30_000 });
-      const item = menu.locator('.action-item:not(.disabled) .action-label', { hasText: /Open Model/ }).first();
-      await item.waitFor({ timeout: 30_000 });
-      try {
-        await item.click({ timeout: 5_000 });
-      } catch {
-        for (let i = 0; i < 40; i++) {
-          const text = await menu.locator('.action-item.focused').textContent({ timeout: 500 }).catch(() => '');
-          if (/Open Model/.test(text ?? '')) break;
-          await page.keyboard.press('ArrowDown');
-        }
-        await page.keyboard.press('Enter');
-      }
-      await menu.waitFor({ state: 'detached', timeout: 30_000 });
+      await contextMenu(page, file, /Open Model/);
       // Opening focuses the Layer Explorer with the model in it.
       const view = pane(page, /Layer Explorer/i);
       await timed('open', () => row(view, MODEL_FILE).waitFor({ timeout: 90_000 }));
@@ -385,6 +305,7 @@ for (const theme of ['light', 'dark']) {
       await page.mouse.move(640, 790);
       await page.waitForTimeout(300);
       await s.shot('trace-panel-with-explorer');
+      await docShot(s, 'trace', { part: 'window' });
     });
 
     it('lists the run in the Runs view', async function () {
@@ -452,18 +373,11 @@ for (const theme of ['light', 'dark']) {
       await clearNotifications(page);
     });
 
-    it('restores the panel with the same numbers after Developer: Reload Window', async function () {
+    it('restores the panel with the same numbers, and the model in the Layer Explorer, after Developer: Reload Window', async function () {
       this.timeout(180_000);
       const page = s.page;
       const t = Date.now();
-      await page.evaluate(() => (window.__mechanistBeforeReload = true));
-      await command(page, 'Developer: Reload Window');
-      // The old document goes away (the check may land mid-navigation: try again).
-      for (let i = 0; ; i++) {
-        const gone = await page.waitForFunction(() => !window.__mechanistBeforeReload, null, { timeout: 60_000 }).then(() => true, (e) => (i < 5 ? false : Promise.reject(e)));
-        if (gone) break;
-      }
-      await waitForWorkbench(page, 120_000);
+      await reloadWindow(page);
       await traceTabs(page).first().waitFor({ timeout: 90_000 });
       const frame = traceFrame(page);
       await frame.locator('section.trace-result canvas[role="img"]').first().waitFor({ timeout: 90_000 });
@@ -476,6 +390,15 @@ for (const theme of ['light', 'dark']) {
       await frame.locator('table.trace-table').nth(KINDS.length - 1).waitFor({ timeout: 30_000 });
       checkPanel(await readPanel(frame), ref, { tables: true });
       await s.shot('restored-table');
+      // The Layer Explorer reopens the model that was open (the Mechanist view shows it again).
+      const view = pane(page, /Layer Explorer/i);
+      if (!(await view.isVisible())) await page.locator(MECHANIST_ICON).first().click();
+      const root = view.locator('.monaco-list-row[aria-level="1"]').filter({ has: page.locator('.label-name', { hasText: exact(MODEL_FILE) }) });
+      await root.first().waitFor({ timeout: 90_000 });
+      assert.equal(await root.count(), 1, 'one model in the Layer Explorer after the reload');
+      assert.match(await root.first().locator('.label-description').textContent(), /^gpt2 · /, 'the gpt2 fixture, reopened');
+      await row(view, 'block 0').waitFor({ timeout: 30_000 });
+      await s.shot('restored-layer-explorer');
     });
   });
 }
