@@ -9,7 +9,7 @@ import type { OnnxGraph } from '../../../src/runtime/onnx/graph';
 import type { OnnxModel } from '../../../src/runtime/onnx/model';
 import { onnxType } from '../../../src/runtime/onnx/proto';
 import { instrument, patchDefaults, patchableType } from '../../../src/runtime/instrument/rewrite';
-import { fromOrt, openSession, toOrt } from '../../../src/runtime/session';
+import { defaultThreads, fromOrt, openSession, toOrt } from '../../../src/runtime/session';
 import type { HostTensor } from '../../../src/runtime/tensor';
 import { halfToFloat } from '../../../src/runtime/onnx/float16';
 
@@ -58,7 +58,8 @@ export async function checkInvariance(model: OnnxModel, graph: OnnxGraph, feeds:
   const ortFeeds = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, toOrt(v)]));
   let reference: Record<string, HostTensor>;
   try {
-    const s = await ort.InferenceSession.create(model.path, { graphOptimizationLevel: 'disabled', logSeverityLevel: 3 });
+    // The engine's thread count on both sides: kernels split work by thread, and so round.
+    const s = await ort.InferenceSession.create(model.path, { graphOptimizationLevel: 'disabled', logSeverityLevel: 3, intraOpNumThreads: defaultThreads() });
     const out = await s.run(ortFeeds);
     reference = Object.fromEntries(Object.entries(out).map(([k, v]) => [k, fromOrt(v)]));
     await s.release();
