@@ -12,7 +12,10 @@ import { textFeeds } from '../../src/runtime/feeds';
 import { openModel } from '../../src/runtime/inspect';
 import { HookedModel } from '../../src/runtime/instrument/hookedModel';
 import { asFloat32 } from '../../src/runtime/tensor';
-import { SHARED_MODELS } from './helpers/fixtures';
+import { ModuleIndex } from '../../src/runtime/architecture/modules';
+import { discoverByStructure } from '../../src/runtime/architecture/structure';
+import { SHARED_MODELS, fixture, hasFixture } from './helpers/fixtures';
+import { checkInvariance } from './helpers/invariance';
 
 /** Models that run on token ids, with the prompt length their inputs allow. */
 const RUNNABLE: Record<string, { seq: number }> = {
@@ -153,3 +156,46 @@ test('bert_toy_optimized (anonymous, post-norm): blocks found by structure resta
     assert.ok(diff < 1e-5, `start at block ${l}: outputs differ by ${diff}`);
   }
 });
+
+// The structural discovery, run on the scoped fixtures, must find what their scopes say: the
+// same blocks, heads and hook tensors. Two spellings may differ: hook_z (the per-head
+// [b, s, H, Dh] value before the merge Reshape, where scopes give the merged [b, s, H*Dh]: the
+// same numbers in the same order) and a block-0 input that is a Cast of the embedding.
+for (const name of ['gpt2', 'gpt2-external', 'llama', 'bert', 'clip-text']) {
+  test(`${name}: discovery by structure agrees with discovery by scopes`, { skip: !hasFixture(name) && 'fixture not generated' }, () => {
+    const { graph, arch } = openModel(fixture(name));
+    const found = discoverByStructure(new ModuleIndex(graph));
+    for (const k of ['layers', 'heads', 'kvHeads', 'headDim', 'dModel'] as const) assert.equal(found[k], arch[k], k);
+    const byName = new Map(found.hookPoints.map((h) => [h.name, h.tensor]));
+    const viaOnly = (from: string, to: string, ops: string[]): boolean => {
+      let v = to;
+      for (let i = 0; i < 8 && v !== from; i++) {
+        const p = graph.producer.get(v);
+        if (!p || !ops.includes(p.op_type)) return false;
+        v = p.input[0];
+      }
+      return v === from;
+    };
+    for (const h of arch.hookPoints) {
+      const t = byName.get(h.name);
+      assert.ok(t, `${h.name} found by structure`);
+      if (t === h.tensor) continue;
+      if (h.name.endsWith('attn.hook_z')) assert.ok(viaOnly(t, h.tensor, ['Reshape']), `${h.name}: ${h.tensor} is a reshape of ${t}`);
+      else if (h.name === 'blocks.0.hook_resid_pre') assert.ok(viaOnly(h.tensor, t, ['Cast']), `${h.name}: ${t} is a cast of ${h.tensor}`);
+      else assert.fail(`${h.name}: structure says ${t}, scopes say ${h.tensor}`);
+    }
+  });
+}
+
+for (const [rel, { seq }] of Object.entries(RUNNABLE)) {
+  const file = path.join(SHARED_MODELS, rel);
+  test(`${rel}: instrumented at every hook point discovery offers (masks off), outputs are unchanged`, { skip: !fs.existsSync(file) && 'shared models absent' }, async () => {
+    const { model, graph, arch } = openModel(file);
+    const hooks = arch.hookPoints.map((h) => h.tensor);
+    assert.ok(hooks.length > 0, 'hook points discovered');
+    // (At most 2 tokens: the helper's comparison spreads whole outputs into Math.max, which
+    // overflows the stack beyond ~100k logits.)
+    const verdict = await checkInvariance(model, graph, textFeeds(graph, [ids(Math.min(seq, 2), 3, arch.vocabSize ?? 16)]), hooks, hooks);
+    assert.ok('ok' in verdict && verdict.ok, JSON.stringify(verdict));
+  });
+}

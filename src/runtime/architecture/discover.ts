@@ -1,7 +1,9 @@
 /**
  * Discovery: turns an ONNX graph into blocks, heads, components and hook points, using the
- * family adapters of families.ts. A graph no adapter explains is reported as `unknown` with
- * its raw module tree and a notice of what could not be found; nothing is guessed.
+ * family adapters of families.ts. A graph no adapter explains is read from its structure
+ * (structure.ts: the residual stream and its attention/MLP branches); one that neither
+ * explains is reported as `unknown` with its raw module tree and a notice of what could not be
+ * found; nothing is guessed.
  */
 import type { OnnxGraph } from '../onnx/graph';
 import { toNumber } from '../onnx/types';

@@ -106,7 +106,11 @@ function assemble(idx: ModuleIndex, spine: Spine, found: FoundBlock[]): Architec
     const own = [...new Set<NodeProto>([...attnNodes, ...(f.cross?.j.nodes ?? []), ...mlpNodes, ...ks.flatMap((k) => [junctions[k].node, ...between(k)])])];
     blocks.push({ ...component(idx, base, own), index: L, stack: 'main', attention, crossAttention, mlp, norms });
 
-    addResid(actName('resid_pre', L), f.attn.j.skip, L);
+    // The stream entering a block is the previous block's output; a Cast between them (exports
+    // cast the stream before a norm) is the same value, so name the output, as scopes would.
+    const k0 = junctions.indexOf(f.attn.j);
+    const prevOut = k0 > 0 && !postNorm ? junctions[k0 - 1].out : undefined;
+    addResid(actName('resid_pre', L), prevOut && stepTo(k0 - 1).length ? prevOut : f.attn.j.skip, L);
     if (!f.attn.r.fused) {
       add(actName('pattern', L), f.attn.r.softmax, L);
       add(actName('z', L), f.attn.r.z, L);
