@@ -203,7 +203,7 @@ export async function causalTrace(hooked: HookedModel, tok: TextTokenizer, req: 
     const t0 = Math.floor(S / 2);
     const probe = await session.run(corruptFeeds(samples), { start: suffixStart(0, t0, samples) }).catch(() => undefined);
     const want = asFloat32(corrupted.lastLogits!);
-    const scale = Math.max(1, ...want.map(Math.abs));
+    const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 1); // no spread: samples × vocabulary values overflow the stack
     if (!probe || maxAbsDiff(asFloat32(probe.lastLogits!), want) > 1e-4 * scale) mode = 'restart';
   }
 
