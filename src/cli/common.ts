@@ -60,3 +60,13 @@ export function required(v: string | undefined, name: string): string {
   if (v === undefined || v === '') throw new UsageError(`--${name} is required`);
   return v;
 }
+
+/** The tokenizer given, or the one beside the model, or else beside the encoder (a decoder exported on its own). */
+export function loadTokenizer(model: string, encoder: string | undefined, file: string | undefined): TextTokenizer {
+  try {
+    return TextTokenizer.load(model, file);
+  } catch (e) {
+    if (file || !encoder) throw e;
+    return TextTokenizer.load(encoder);
+  }
+}

@@ -3,10 +3,9 @@ import * as fs from 'node:fs';
 import { InputError } from '../runtime/feeds';
 import { openModel } from '../runtime/inspect';
 import { conceptEdit } from '../runtime/methods/edit';
-import { TextTokenizer } from '../runtime/tokenizer';
 import type { EditResult, KeyPositions } from '../runtime/methods/edit';
 import { UsageError, numberOption, parse } from './args';
-import { COMMON_OPTIONS, openHooked, required, stderrProgress } from './common';
+import { COMMON_OPTIONS, loadTokenizer, openHooked, required, stderrProgress } from './common';
 import type { CliCommand } from './commands';
 
 /** Reads a file of lines (templates or prompts), skipping blank lines and `#` comments. */
@@ -109,16 +108,6 @@ export const editCommand: CliCommand = {
     }
   },
 };
-
-/** The tokenizer given, or the one beside the model, or else beside the encoder. */
-function loadTokenizer(model: string, encoder: string | undefined, file: string | undefined): TextTokenizer {
-  try {
-    return TextTokenizer.load(model, file);
-  } catch (e) {
-    if (file || !encoder) throw e;
-    return TextTokenizer.load(encoder);
-  }
-}
 
 function text(r: EditResult): string {
   const what = r.edits.map((e) => `${e.weight} (${e.layer}, ${e.weightShape.join(' x ')} ${e.dtype})`).join(', ');

@@ -2,9 +2,8 @@
 import { findCrossAttention } from '../runtime/instrument/crossAttention';
 import { openModel } from '../runtime/inspect';
 import { localize } from '../runtime/methods/localize';
-import { TextTokenizer } from '../runtime/tokenizer';
 import { UsageError, numberOption, parse } from './args';
-import { COMMON_OPTIONS, openHooked, required, stderrProgress } from './common';
+import { COMMON_OPTIONS, loadTokenizer, openHooked, required, stderrProgress } from './common';
 import type { CliCommand } from './commands';
 
 export const localizeCommand: CliCommand = {
@@ -73,13 +72,3 @@ export const localizeCommand: CliCommand = {
     }
   },
 };
-
-/** The tokenizer given, or the one beside the model, or else beside the encoder. */
-function loadTokenizer(model: string, encoder: string | undefined, file: string | undefined): TextTokenizer {
-  try {
-    return TextTokenizer.load(model, file);
-  } catch (e) {
-    if (file || !encoder) throw e;
-    return TextTokenizer.load(encoder);
-  }
-}

@@ -8,7 +8,8 @@ export class InputError extends Error {
   override readonly name = 'InputError';
 }
 
-function intTensor(graph: OnnxGraph, name: string, values: number[], dims: number[]): HostTensor {
+/** Integer-valued feed `name` in the element type the graph declares for it (int64 when it does not say). */
+export function intTensor(graph: OnnxGraph, name: string, values: number[], dims: number[]): HostTensor {
   const t = graph.types.get(name)?.elemType;
   if (t === DataType.INT32) return { type: 'int32', data: Int32Array.from(values), dims };
   if (t === DataType.BOOL) return { type: 'bool', data: Uint8Array.from(values), dims };

@@ -18,7 +18,7 @@ import { linearOfNode } from '../architecture/linear';
 import { ModuleIndex } from '../architecture/modules';
 import type { LinearInfo } from '../architecture/types';
 import { throwIfCancelled } from '../cancel';
-import { InputError, textFeeds } from '../feeds';
+import { InputError, intTensor, textFeeds } from '../feeds';
 import { findCrossAttention } from '../instrument/crossAttention';
 import type { CrossStructure } from '../instrument/crossAttention';
 import type { HookedModel, PreparedSession } from '../instrument/hookedModel';
@@ -414,14 +414,6 @@ function lastRow(t: HostTensor, b: number): Float32Array {
   if (t.dims.length === 2) return v.subarray(b * D, (b + 1) * D);
   const S = t.dims[1];
   return v.subarray((b * S + S - 1) * D, (b * S + S) * D);
-}
-
-function intTensor(graph: OnnxGraph, name: string, values: number[], dims: number[]): HostTensor {
-  const t = graph.types.get(name)?.elemType;
-  if (t === DataType.INT32) return { type: 'int32', data: Int32Array.from(values), dims };
-  if (t === DataType.BOOL) return { type: 'bool', data: Uint8Array.from(values), dims };
-  if (t === DataType.FLOAT) return { type: 'float32', data: Float32Array.from(values), dims };
-  return { type: 'int64', data: BigInt64Array.from(values, (v) => BigInt(v)), dims };
 }
 
 /**

@@ -19,7 +19,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { throwIfCancelled } from '../cancel';
-import { InputError } from '../feeds';
+import { InputError, intTensor } from '../feeds';
 import { cachedGraph } from '../instrument/graphCache';
 import { crossDefaults, findCrossAttention, layerMask, rewriteCrossAttention } from '../instrument/crossAttention';
 import type { CrossRewrite } from '../instrument/crossAttention';
@@ -27,7 +27,6 @@ import type { HookedModel } from '../instrument/hookedModel';
 import type { OnnxGraph } from '../onnx/graph';
 import type { OnnxModel } from '../onnx/model';
 import { onnxType } from '../onnx/proto';
-import { DataType } from '../onnx/types';
 import { fromOrt, openSession, toOrt } from '../session';
 import type { OpenSession } from '../session';
 import { asFloat32, size, softmax } from '../tensor';
@@ -274,14 +273,6 @@ export function answerToken(tok: TextTokenizer, decoderPrompt: string, answer: s
   }
   if (literal === undefined) throw new InputError(`the answer "${answer}" adds no token after the decoder prompt`);
   return literal;
-}
-
-function intTensor(graph: OnnxGraph, name: string, values: number[], dims: number[]): HostTensor {
-  const t = graph.types.get(name)?.elemType;
-  if (t === DataType.INT32) return { type: 'int32', data: Int32Array.from(values), dims };
-  if (t === DataType.BOOL) return { type: 'bool', data: Uint8Array.from(values), dims };
-  if (t === DataType.FLOAT) return { type: 'float32', data: Float32Array.from(values), dims };
-  return { type: 'int64', data: BigInt64Array.from(values, (v) => BigInt(v)), dims };
 }
 
 /** Feeds of an encoder file: token ids and an all-ones mask (rows of equal length). */
