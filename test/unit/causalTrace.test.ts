@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openModel } from '../../src/runtime/inspect';
-import { HookedModel } from '../../src/runtime/instrument/hookedModel';
+import { HookedModel, PreparedSession } from '../../src/runtime/instrument/hookedModel';
 import { causalTrace, planBatches } from '../../src/runtime/methods/causalTrace';
 import type { TraceKind } from '../../src/runtime/methods/causalTrace';
 import { TextTokenizer } from '../../src/runtime/tokenizer';
@@ -52,4 +52,29 @@ test('batches of a suffix sweep: latest tokens first, a new run where its positi
   for (let i = 1; i < suffix.length; i++) assert.ok(Math.min(...suffix[i - 1].map((j) => j.token)) >= Math.max(...suffix[i].map((j) => j.token)), 'runs ordered by token');
   const cost = (bs: { token: number }[][]): number => bs.reduce((c, b) => c + 32 + b.length * 10 * (12 - Math.min(...b.map((j) => j.token))), 0);
   assert.ok(cost(suffix) < cost(plain.map((b) => b)), 'cheaper than full batches of the same jobs');
+});
+
+test('gpt2: when a suffix run does not reproduce the corrupted run, restorations fall back to full-length restarts with the same scores', { skip: !hasFixture('gpt2') && 'fixture not generated' }, async (t) => {
+  const exp = expected('gpt2');
+  const { model, graph, arch } = openModel(fixture('gpt2'));
+  const hooked = new HookedModel(model, graph, arch);
+  t.after(() => hooked.dispose());
+  const tok = TextTokenizer.load(fixture('gpt2'));
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const ref = (exp.causalTrace as any[]).find((r) => r.kind === 'residual' && r.corruption.type === 'replace');
+  const req = { prompt: exp.prompt.text, subject: exp.prompt.subject, target: exp.prompt.answer.text, corruption: { type: 'replace', subject: ref.corruption.subject } as const, kinds: ['residual' as TraceKind], window: ref.window };
+  // A graph whose suffix runs go wrong: every suffix run's logits are perturbed.
+  const run = PreparedSession.prototype.run;
+  PreparedSession.prototype.run = async function (this: PreparedSession, feeds, opts) {
+    const r = await run.call(this, feeds, opts);
+    if (opts?.start?.past && r.lastLogits) (r.lastLogits.data as Float32Array)[0] += 1;
+    return r;
+  };
+  try {
+    const [got] = await causalTrace(hooked, tok, req);
+    assert.equal(got.sweep.mode, 'restart');
+    assert.ok(maxAbsDiff(flat(got.scores), flat(ref.scores)) < 1e-4, 'scores still equal the reference');
+  } finally {
+    PreparedSession.prototype.run = run;
+  }
 });
