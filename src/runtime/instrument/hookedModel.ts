@@ -55,9 +55,11 @@ export interface RunResult {
 }
 
 /**
- * Where a run starts: block `block` with `entry` as its input; with `past`, at a token (the
- * entry covers positions t0.. and `past` holds every suffix point's prefix, by input name,
- * for every row or for k rows that the batch repeats in order: row r takes prefix row r mod k).
+ * Where a run starts: block `block` with `entry` as its input; with `past`, at a token: the
+ * entry covers the last S' of the S positions, and `past` holds every suffix point's keys or
+ * values (by input name) of all S positions as an earlier run computed them (the graph keeps
+ * the first S - S'), for every row or for k rows that the batch repeats in order (row r takes
+ * row r mod k).
  */
 export interface RunStart {
   block: number;

@@ -188,18 +188,25 @@ export function addSuffixRuns(
       const joined = `${at.value}::kv`;
       const d = `mechanist/suffix/${l}/${role}`;
       for (const i of members) g.node[i].input = g.node[i].input.map((x) => (x === at.value ? joined : x));
-      // The prefix may be fed once per corrupted sample ([samples, ..]): rows repeat the samples
-      // in order, so it is tiled along the batch to the run's rows (rows / samples times).
+      // The prefix may be fed whole (every position of an earlier run: the graph keeps the
+      // first S - S') and once per corrupted sample ([samples, ..]: rows repeat the samples in
+      // order, so it is tiled along the batch to the run's rows).
+      const axisT = `mechanist.suffix/axis_${at.axis < 0 ? `m${-at.axis}` : at.axis}`;
+      if (!g.initializer.some((t) => t.name === axisT)) g.initializer.push(int64s(axisT, [BigInt(at.axis)]));
       const then = [
         node(`${d}/XShape`, 'Shape', [at.value], [`${d}/xs`]),
         node(`${d}/PShape`, 'Shape', [input], [`${d}/ps`]),
+        node(`${d}/XLen`, 'Gather', [`${d}/xs`, axisT], [`${d}/xl`]),
+        node(`${d}/PLen`, 'Gather', [`${d}/ps`, axisT], [`${d}/pl`]),
+        node(`${d}/Keep`, 'Sub', [`${d}/pl`, `${d}/xl`], [`${d}/keep`]),
+        node(`${d}/Prefix`, 'Slice', [input, 'mechanist.suffix/zero', `${d}/keep`, axisT], [`${d}/prefix`]),
         node(`${d}/XRows`, 'Slice', [`${d}/xs`, 'mechanist.suffix/zero', 'mechanist.suffix/one'], [`${d}/xb`]),
         node(`${d}/PRows`, 'Slice', [`${d}/ps`, 'mechanist.suffix/zero', 'mechanist.suffix/one'], [`${d}/pb`]),
         node(`${d}/Times`, 'Div', [`${d}/xb`, `${d}/pb`], [`${d}/n`]),
         node(`${d}/PRest`, 'Slice', [`${d}/ps`, 'mechanist.suffix/one', 'mechanist.suffix/max'], [`${d}/pr`]),
         node(`${d}/Ones`, 'Div', [`${d}/pr`, `${d}/pr`], [`${d}/ones`]),
         node(`${d}/Reps`, 'Concat', [`${d}/n`, `${d}/ones`], [`${d}/reps`], [attr('axis', { type: 2, i: 0 })]),
-        node(`${d}/Tile`, 'Tile', [input, `${d}/reps`], [`${d}/tiled`]),
+        node(`${d}/Tile`, 'Tile', [`${d}/prefix`, `${d}/reps`], [`${d}/tiled`]),
         node(`${d}/Concat`, 'Concat', [`${d}/tiled`, at.value], [`${d}/out`], [attr('axis', { type: 2, i: at.axis })]),
       ];
       newNodes.push({ node: ifNode(`${d}/If`, joined, elem, then, `${d}/out`, at.value), block: l });

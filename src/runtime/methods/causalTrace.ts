@@ -188,13 +188,11 @@ export async function causalTrace(hooked: HookedModel, tok: TextTokenizer, req: 
   const corrupted = await session.run(corruptFeeds(samples), { patches: corruptPatches(samples), fetch: mode === 'full' ? [] : [...blockInputs, ...mlpHooks], fetchKv: mode === 'suffix' });
   const lowScore = meanProb(corrupted.lastLogits!, answerId, 0, samples);
   throwIfCancelled(signal);
-  const pastCut = new Map<number, Record<string, HostTensor>>();
   /** The corrupted run's input to block `start` at positions t0.., and every later block's keys and values before t0, for `rows` rows. */
   const suffixStart = (start: number, t0: number, rows: number): RunStart => {
-    // The prefixes stay one per sample (the graph tiles them to the rows), cut once per t0.
-    let cut = pastCut.get(t0);
-    if (!cut) pastCut.set(t0, (cut = Object.fromEntries((session.kvPoints ?? []).map((p) => [p.input, sliceAxis(corrupted.kv!.get(p.input)!, p.axis, 0, t0)]))));
-    const past = Object.fromEntries((session.kvPoints ?? []).filter((p) => p.block >= start).map((p) => [p.input, cut[p.input]]));
+    // The corrupted run's keys and values as they are, one per sample: the graph keeps the
+    // positions before t0 and tiles them to the rows.
+    const past = Object.fromEntries((session.kvPoints ?? []).filter((p) => p.block >= start).map((p) => [p.input, corrupted.kv!.get(p.input)!]));
     return { block: start, entry: tileRows(sliceAxis(corrupted.cache.get(blockInputs[start])!, 1, t0, S), rows), past };
   };
   // A suffix run with nothing restored must give the corrupted run's logits; a graph whose
