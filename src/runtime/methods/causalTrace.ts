@@ -235,6 +235,8 @@ export async function causalTrace(hooked: HookedModel, tok: TextTokenizer, req: 
   for (const [start, group] of [...groups].sort((a, b) => a[0] - b[0])) {
     for (const b of planBatches(group, samples, maxRows, mode === 'suffix' ? S : 0)) batches.push({ start, jobs: b });
   }
+  // Kept for one batch only (its jobs share t0): across batches these would add up to every
+  // hook x every t0 x the sequence.
   const cleanCut = new Map<string, HostTensor>();
   /** A clean hook value at positions t0.. (patch values of a suffix run). */
   const cleanFrom = (hook: string, t0: number): HostTensor => {
@@ -247,6 +249,7 @@ export async function causalTrace(hooked: HookedModel, tok: TextTokenizer, req: 
   for (const { start, jobs: batch } of batches) {
     throwIfCancelled(signal);
     const rows = batch.length * samples;
+    cleanCut.clear();
     // Suffix runs start at the batch's earliest restored token; positions before it are the corrupted run's.
     const t0 = mode === 'suffix' ? Math.min(...batch.map((j) => j.token)) : 0;
     let begin: RunStart | undefined;
