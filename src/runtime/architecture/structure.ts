@@ -62,7 +62,7 @@ function assemble(idx: ModuleIndex, spine: Spine, found: FoundBlock[]): Architec
   const g = idx.graph;
   const notices: string[] = [];
   const junctions = spine.junctions;
-  // Nodes on the stream between junctions (post-norm layouts' norms, casts) belong to the block before.
+  // The stream between junctions: a norm (post-norm layouts) or a Cast (exports cast before a norm).
   const stepTo = (k: number): NodeProto[] => {
     const prev = junctions[k];
     const next = junctions[k + 1];
@@ -70,8 +70,11 @@ function assemble(idx: ModuleIndex, spine: Spine, found: FoundBlock[]): Architec
     return normPath(g, prev.out, next.skip) ?? [];
   };
   const postNorm = junctions.some((_, k) => isNorm(stepTo(k)));
-  // After the last junction of a post-norm stack, its norm still belongs to the last block.
-  const between = (k: number): NodeProto[] => (k === junctions.length - 1 && postNorm && junctions[k].out ? (normChain(g, junctions[k].out!)?.nodes ?? []) : stepTo(k));
+  // What lies on the stream after junction k: a post-norm layout's norm ends the block before
+  // (its output is that block's resid_post, after the last junction too); a mere Cast starts
+  // the next one (the block before hands on the sum itself).
+  const normAfter = (k: number): NodeProto[] => (!postNorm ? [] : k === junctions.length - 1 ? (junctions[k].out ? (normChain(g, junctions[k].out!)?.nodes ?? []) : []) : stepTo(k));
+  const castBefore = (k: number): NodeProto[] => (postNorm || k === 0 ? [] : stepTo(k - 1));
   const blocks: BlockInfo[] = [];
   const hooks: HookPoint[] = [];
   const add = (name: string, tensor: string | undefined, layer?: number): void => {
@@ -103,7 +106,7 @@ function assemble(idx: ModuleIndex, spine: Spine, found: FoundBlock[]): Architec
     const mlpPath = pathOr(g, weighted(mlpNodes), `${base}.mlp`);
     const mlp = { ...component(idx, mlpPath, mlpNodes), in: f.mlp.r.in.map((l, i) => ({ ...l, path: `${mlpPath}.${f.mlp.r.in.length > 1 ? `in${i}` : 'in'}` })), out: { ...f.mlp.r.out, path: `${mlpPath}.out` } };
     const norms = [f.attn.j, f.cross?.j, f.mlp.j].filter((x): x is Junction => !!x).map((j, i) => normOf(idx, j, `${base}.ln_${i + 1}`)).filter((c): c is Component => !!c);
-    const own = [...new Set<NodeProto>([...attnNodes, ...(f.cross?.j.nodes ?? []), ...mlpNodes, ...ks.flatMap((k) => [junctions[k].node, ...between(k)])])];
+    const own = [...new Set<NodeProto>([...attnNodes, ...(f.cross?.j.nodes ?? []), ...mlpNodes, ...ks.flatMap((k) => [...castBefore(k), junctions[k].node, ...normAfter(k)])])];
     blocks.push({ ...component(idx, base, own), index: L, stack: 'main', attention, crossAttention, mlp, norms });
 
     // The stream entering a block is the previous block's output; a Cast between them (exports
