@@ -123,14 +123,20 @@ export function branchRoles(idx: ModuleIndex, j: Junction, path: string): Attent
         const n = target ? inNodes.find((x) => reach(j, x.output[0]).has(target)) : undefined;
         return n ? lin(n, ['q', 'k', 'v'][slot]) : undefined;
       };
-      q = feeding(0);
-      k = feeding(1);
-      v = feeding(2);
+      if (f.input[1]) {
+        q = feeding(0);
+        k = feeding(1);
+        v = feeding(2);
+      } else {
+        // Packed q/k/v in the query input (GroupQueryAttention / MultiHeadAttention without key and value).
+        qkv = feeding(0);
+        if (qkv) qkv = { ...qkv, path: `${path}.qkv` };
+      }
       // Keys computed outside this branch (not from the stream) are a conditioning sequence.
       cross = !!f.input[1] && !values.has(f.input[1]);
     }
-    const width = q?.outFeatures ?? (qkv ? qkv.outFeatures / 3 : o.inFeatures);
-    headDim = heads ? width / heads : 0;
+    // The output projection reads heads x head size (whatever the q/k/v packing or KV grouping).
+    headDim = heads ? o.inFeatures / heads : 0;
     if (!heads || !Number.isInteger(headDim)) throw new NoRoles(`${where}: the fused ${f.op_type} op has no usable num_heads attribute`);
     return { kind: 'attention', cross, q, k, v, qkv, o, fused: f, heads, kvHeads, headDim };
   }
