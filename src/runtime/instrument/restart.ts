@@ -56,7 +56,7 @@ export function makeRestartable(
   blockOut: string[],
   floatType: number,
   elemTypeOf: (v: string) => number | undefined,
-  opts: { suffix?: boolean } = {},
+  opts: { suffix?: boolean; opset?: number } = {},
 ): RestartInfo {
   const blockIn = [blockIn0, ...blockOut.slice(0, -1)];
   if (!blocks.length) throw new RestartUnsupported('no blocks');
@@ -94,7 +94,7 @@ export function makeRestartable(
 
   let suffix: SuffixInfo | undefined;
   if (opts.suffix) {
-    suffix = addSuffixRuns(g, blockOf, blockIn, blocks.map((b) => b.attention?.softmax), floatType, elemTypeOf, ENTRY_INPUT);
+    suffix = addSuffixRuns(g, blockOf, blockIn, blocks.map((b) => b.attention?.softmax), floatType, elemTypeOf, ENTRY_INPUT, opts.opset ?? 0);
     // A suffix run may start at block 0 too: its input is then the fed entry.
     const in0 = 'mechanist.restart/in0';
     for (let i = 0; i < g.node.length; i++) if (blockOf[i] === 0) g.node[i].input = g.node[i].input.map((x) => (x === blockIn0 ? in0 : x));

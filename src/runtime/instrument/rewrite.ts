@@ -217,7 +217,7 @@ export function instrument(model: OnnxModel, graph: OnnxGraph, spec: InstrumentS
         spec.restart.residPost.map((v) => renamed.get(v) ?? v),
         floatType,
         (v) => graph.types.get(v.replace(/::patched$/, ''))?.elemType,
-        { suffix: spec.restart.suffix },
+        { suffix: spec.restart.suffix, opset: model.opset },
       )
     : undefined;
   const proto: ModelProto = { ...model.proto, graph: newGraph };

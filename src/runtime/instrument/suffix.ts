@@ -99,7 +99,10 @@ export function addSuffixRuns(
   floatType: number,
   elemTypeOf: (v: string) => number | undefined,
   entryInput: string,
+  opset: number,
 ): SuffixInfo {
+  // The added Slice, Gather and Tile nodes take their inputs as opset 11 defines them.
+  if (opset < 11) throw new SuffixUnsupported(`suffix runs need opset 11 or later; this graph is opset ${opset}`);
   const producer = new Map<string, number>();
   g.node.forEach((n, i) => n.output.forEach((o) => o && producer.set(o, i)));
   const inits = new Set(g.initializer.map((t) => t.name));

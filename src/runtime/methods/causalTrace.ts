@@ -8,8 +8,6 @@
 import { throwIfCancelled } from '../cancel';
 import { InputError, textFeeds } from '../feeds';
 import type { Patch, PreparedSession, RunStart } from '../instrument/hookedModel';
-import { RestartUnsupported } from '../instrument/restart';
-import { SuffixUnsupported } from '../instrument/suffix';
 import type { HookedModel } from '../instrument/hookedModel';
 import { Random } from '../random';
 import { asFloat32, fromFloat32, sliceAxis, softmax, tileRows } from '../tensor';
@@ -116,7 +114,9 @@ export async function causalTrace(hooked: HookedModel, tok: TextTokenizer, req: 
       mode = m;
       break;
     } catch (e) {
-      if (!(e instanceof RestartUnsupported || e instanceof SuffixUnsupported) || m === 'full') throw e;
+      // A rewrite this graph does not allow, or one onnxruntime refuses to load: try the next
+      // simpler one (a plain session's error is the one worth reporting).
+      if (m === 'full') throw e;
     }
   }
   if (!session) throw new Error('unreachable: no session was prepared');
