@@ -62,6 +62,7 @@ interface Want {
   heads: number;
   kvHeads?: number;
   dModel: number;
+  vocab?: number;
   /** Fused attention: block-level hook points only. */
   fused?: string;
   /** Norms fused with the residual addition: the residual sums are not offered as (patchable) hook points. */
@@ -71,13 +72,13 @@ interface Want {
 const THIRD_PARTY: Record<string, Want> = {
   'stories260K/stories260K.onnx': { family: 'llama', layers: 5, heads: 8, kvHeads: 4, dModel: 64 },
   'ort-transformers/TFBertForQuestionAnswering.onnx': { family: 'bert', layers: 24, heads: 2, dModel: 8 },
-  'genai-tiny-random-gpt2-fp32/past.onnx': { family: 'gpt2', layers: 5, heads: 4, dModel: 32, fused: 'Attention', fusedNorm: true },
-  'genai-tiny-random-llama-fp16/model.onnx': { family: 'llama', layers: 2, heads: 1, dModel: 16, fused: 'MultiHeadAttention', fusedNorm: true },
+  'genai-tiny-random-gpt2-fp32/past.onnx': { family: 'gpt2', layers: 5, heads: 4, dModel: 32, vocab: 1000, fused: 'Attention', fusedNorm: true },
+  'genai-tiny-random-llama-fp16/model.onnx': { family: 'llama', layers: 2, heads: 1, dModel: 16, vocab: 32000, fused: 'MultiHeadAttention', fusedNorm: true },
   // Anonymous exports, discovered by structure:
-  'ort-transformers/gpt2_past.onnx': { family: 'gpt2', layers: 12, heads: 2, dModel: 4 },
+  'ort-transformers/gpt2_past.onnx': { family: 'gpt2', layers: 12, heads: 2, dModel: 4, vocab: 20 },
   'ort-transformers/gpt2_one_layer.onnx': { family: 'gpt2', layers: 1, heads: 2, dModel: 4 },
   'ort-transformers/gpt2_megatron.onnx': { family: 'gpt2', layers: 1, heads: 2, dModel: 8 },
-  'ort-transformers/bert_toy_optimized.onnx': { family: 'bert', layers: 5, heads: 4, dModel: 32 },
+  'ort-transformers/bert_toy_optimized.onnx': { family: 'bert', layers: 5, heads: 4, dModel: 32, vocab: 99 },
   'ort-transformers/hf_fp32_decoder_attention_no_past.onnx': { family: 'encoder-decoder', layers: 1, heads: 2, dModel: 10, fused: 'Attention', cross: true, fusedNorm: true },
 };
 /** What an unrecognised export's notice must name. */
@@ -106,6 +107,7 @@ test('third-party exports open: recognised with the right blocks, heads and hook
         assert.equal(arch.heads, want.heads, `${key} heads`);
         assert.equal(arch.kvHeads, want.kvHeads ?? want.heads, `${key} kv heads`);
         assert.equal(arch.dModel, want.dModel, `${key} d_model`);
+        if (want.vocab) assert.equal(arch.vocabSize, want.vocab, `${key} vocabulary`);
         assert.equal(arch.headDim * arch.heads, arch.blocks[0].attention!.o!.inFeatures, `${key} heads x head size = the output projection's width`);
         const names = new Set(arch.hookPoints.map((h) => h.name));
         for (const b of arch.blocks) {

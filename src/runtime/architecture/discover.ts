@@ -167,6 +167,7 @@ function resolveFamily(idx: ModuleIndex, spec: FamilySpec, stacks: FoundStack[])
     const byStructure = structureHooks(idx, arch);
     if (byStructure) {
       arch.hookPoints = byStructure.hookPoints;
+      arch.vocabSize ??= byStructure.vocabSize;
       if (!arch.finalNorm && byStructure.finalNorm) {
         arch.finalNorm = byStructure.finalNorm;
         notices.splice(notices.indexOf('Final norm not found.'), notices.includes('Final norm not found.') ? 1 : 0);
