@@ -328,6 +328,12 @@ function unknown(idx: ModuleIndex, tried: string[]): Architecture {
     notices.push(`The graph uses ${fused.length} fused attention op(s) (${[...new Set(fused.map((n) => n.op_type))].join(', ')}) from onnxruntime's optimizer; blocks are not recognised yet in such graphs.`);
   }
   if (!idx.scoped) notices.push('Node names carry no module scopes (anonymous export); roles could not be read from names.');
+  // onnxruntime's generation wrappers hold the whole model in subgraph attributes.
+  const wrappers = idx.graph.nodes.filter((n) => n.attribute.some((a) => a.g || a.graphs?.length));
+  if (wrappers.length) {
+    const ops = [...new Set(wrappers.map((n) => (n.domain ? `${n.domain}.${n.op_type}` : n.op_type)))].join(', ');
+    notices.push(`The model's layers live inside subgraphs of ${ops}: discovery reads the main graph only; export the model without the generation/control-flow wrapper (e.g. the encoder and decoder as plain graphs).`);
+  }
   notices.push(
     tried.length
       ? `Unknown architecture: could not resolve embedding, blocks, attention and MLP roles (${tried.join('; ')}). The raw module tree is shown; any tensor can still be captured by name.`
