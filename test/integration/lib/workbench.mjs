@@ -155,11 +155,12 @@ export async function selectedInLayerExplorer(page, label) {
 }
 
 /** Clicks an item of the open context menu (the keyboard when the click misses: the menu sits over a blocking layer); whether the menu closed. */
-async function clickMenuItem(page, re) {
+async function clickMenuItem(page, re, onOpen) {
   const menu = page.locator('.context-view .monaco-menu');
   await menu.waitFor({ timeout: 30_000 });
   const item = menu.locator('.action-item:not(.disabled) .action-label', { hasText: re }).first();
   await item.waitFor({ timeout: 30_000 });
+  await onOpen?.();
   try {
     await item.click({ timeout: 5_000 });
   } catch {
@@ -176,13 +177,14 @@ async function clickMenuItem(page, re) {
 /**
  * Right-clicks `target` and chooses the context-menu item matching `re`. A busy workbench
  * sometimes leaves the menu open (a webview that had focus keeps the keys): the menu is then
- * closed and opened again, with focus back on the workbench first.
+ * closed and opened again, with focus back on the workbench first. `onOpen` runs while the
+ * menu shows (a screenshot).
  */
-export async function contextMenu(page, target, re) {
+export async function contextMenu(page, target, re, { onOpen } = {}) {
   for (let attempt = 1; ; attempt++) {
     await page.evaluate(() => document.activeElement?.blur());
     await target.click({ button: 'right' });
-    if (await clickMenuItem(page, re)) return;
+    if (await clickMenuItem(page, re, onOpen)) return;
     if (attempt >= 3) throw new Error(`the context menu stayed open after choosing ${re}`);
     await page.keyboard.press('Escape');
     await page.locator('.context-view .monaco-menu').waitFor({ state: 'detached', timeout: 10_000 }).catch(() => {});

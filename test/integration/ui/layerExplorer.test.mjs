@@ -7,24 +7,10 @@ import { join } from 'node:path';
 import { describe, it, before, after, afterEach } from 'mocha';
 import { harness, openSession } from '../lib/harness.mjs';
 import { expectedFor } from '../lib/expected.mjs';
-import { docShot } from '../lib/workbench.mjs';
+import { MECHANIST_ICON, contextMenu, docShot, expand, row } from '../lib/workbench.mjs';
 
 const MODEL_DIR = 'gpt2';
 const MODEL_FILE = 'model.onnx';
-const MECHANIST_ICON = '.activitybar .action-item a[aria-label^="Mechanist"], .activitybar .action-item[aria-label^="Mechanist"]';
-
-/** The row whose label is exactly `label` (the first one from the top). */
-function row(scope, label) {
-  return scope.locator('.monaco-list-row').filter({ has: scope.page().locator('.label-name', { hasText: new RegExp(`^${label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) }) }).first();
-}
-
-/** Expands a collapsed tree row by clicking its twistie. */
-async function expand(r) {
-  if ((await r.getAttribute('aria-expanded')) === 'false') {
-    await r.click();
-    await r.page().waitForFunction((el) => el.getAttribute('aria-expanded') === 'true', await r.elementHandle(), { timeout: 30_000 });
-  }
-}
 
 for (const theme of ['light', 'dark']) {
   describe(`Layer Explorer, clicked through (${theme} theme)`, function () {
@@ -60,25 +46,7 @@ for (const theme of ['light', 'dark']) {
 
     it('opens the model with right-click > Mechanist: Open Model', async () => {
       const explorer = s.page.locator('.explorer-folders-view');
-      await row(explorer, MODEL_FILE).click({ button: 'right' });
-      const menu = s.page.locator('.context-view .monaco-menu');
-      await menu.waitFor({ timeout: 30_000 });
-      const item = menu.locator('.action-item:not(.disabled) .action-label', { hasText: /Open Model/ }).first();
-      await item.waitFor({ timeout: 30_000 });
-      await s.shot('context-menu');
-      try {
-        await item.click({ timeout: 5_000 });
-      } catch {
-        // The menu lives in a shadow root over a blocking layer that sometimes wins
-        // Playwright's hit test; choose the item with the keyboard then.
-        for (let i = 0; i < 40; i++) {
-          const text = await menu.locator('.action-item.focused').textContent({ timeout: 500 }).catch(() => '');
-          if (/Open Model/.test(text ?? '')) break;
-          await s.page.keyboard.press('ArrowDown');
-        }
-        await s.page.keyboard.press('Enter');
-      }
-      await menu.waitFor({ state: 'detached', timeout: 30_000 });
+      await contextMenu(s.page, row(explorer, MODEL_FILE), /Open Model/, { onOpen: () => s.shot('context-menu') });
     });
 
     it('lists one row per block and per head in the Layer Explorer', async function () {

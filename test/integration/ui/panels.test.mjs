@@ -284,7 +284,7 @@ for (const theme of ['light', 'dark']) {
       const block = await waitTreeRow(view, { label: 'block 0', level: 2, after: Number(await root.getAttribute('data-index')) });
       await expand(block);
       const attention = await waitTreeRow(view, { label: 'attention', level: 3, after: Number(await block.getAttribute('data-index')) });
-      await contextMenu(page, attention, /Edit Concept Here/);
+      await contextMenu(page, attention, /Edit Concept Here/, { onOpen: () => s.shot('edit-context-menu') });
       await answer(page, new RegExp(`Edit concept at ${esc(EDIT.layer)}.*\\(1/5\\)`), EDIT.source);
       await answer(page, /\(2\/5\): target concept/, EDIT.target);
       // Templates and lambda: the defaults offered (those the CLI uses).
