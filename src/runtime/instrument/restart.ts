@@ -82,14 +82,22 @@ export function makeRestartable(
   // Only what depends on the residual stream entering a block belongs to it. The rest of a
   // block's nodes (constants, rotary tables, masks: exporters share these between blocks) stay
   // in the main graph, computed whatever the start.
+  // (To a fixed point, not in node order: patch points come last, after the nodes reading them.)
   blocks.forEach((_, l) => {
     const stream = new Set<string>([blockIn[l]]);
-    for (let i = 0; i < g.node.length; i++) {
-      if (blockOf[i] !== l) continue;
-      const n = g.node[i];
-      if (n.input.some((x) => stream.has(x))) n.output.forEach((o) => o && stream.add(o));
-      else blockOf[i] = -1;
+    const members = blockOf.flatMap((b, i) => (b === l ? [i] : []));
+    const inStream = new Set<number>();
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const i of members) {
+        const n = g.node[i];
+        if (inStream.has(i) || !n.input.some((x) => stream.has(x))) continue;
+        inStream.add(i);
+        n.output.forEach((o) => o && stream.add(o));
+        grew = true;
+      }
     }
+    for (const i of members) if (!inStream.has(i)) blockOf[i] = -1;
   });
 
   let suffix: SuffixInfo | undefined;

@@ -226,7 +226,8 @@ export async function causalTrace(hooked: HookedModel, tok: TextTokenizer, req: 
   // so its output is the corrupted one plus (clean - corrupted) MLP output at the token: such
   // rows start at block a + 1 from that sum (float32 models; the residual stream is a sum of
   // the module outputs in GPT-2 and LLaMA blocks).
-  const mlpSkip = mlpHooks.length > 0 && corrupted.cache.get(mlpHooks[0])!.type === 'float32';
+  // Only where each block adds its MLP output to the stream as it is (no post-MLP norm or scale).
+  const mlpSkip = mlpHooks.length > 0 && corrupted.cache.get(mlpHooks[0])!.type === 'float32' && mlpHooks.every((h, l) => addedAsIs(hooked, hooked.tensorOf(h), hooked.tensorOf(HOOK.residual(l))));
   const startOf = (job: Job): number =>
     mode === 'full' ? 0 : job.kind === 'residual' ? job.layer + 1 : job.kind === 'mlp' && mlpSkip ? layersOf(job)[0] + 1 : layersOf(job)[0];
   const groups = new Map<number, Job[]>();
@@ -332,6 +333,21 @@ export function planBatches<J extends { token: number }>(group: J[], samples: nu
   const out: J[][] = [];
   for (let i = sorted.length; i > 0; i = cut[i]) out.unshift(sorted.slice(cut[i], i));
   return out;
+}
+
+/** Whether `value` reaches `sum` only through Adds that take it once (a residual stream's sum of module outputs). */
+function addedAsIs(hooked: HookedModel, value: string, sum: string): boolean {
+  const PASS = new Set(['Identity', 'Dropout']);
+  let v = value;
+  for (let step = 0; step < 8; step++) {
+    if (v === sum) return true;
+    const next = (hooked.graph.consumers.get(v) ?? []).filter((n) => n.op_type === 'Add' || PASS.has(n.op_type));
+    if (next.length !== 1) return false;
+    const n = next[0];
+    if (n.op_type === 'Add' && n.input.filter((x) => x === v).length !== 1) return false;
+    v = n.output[0];
+  }
+  return false;
 }
 
 /** Mean over rows [r0, r1) of softmax(last logits)[answer] (no per-row buffers: thousands of rows x the vocabulary). */
