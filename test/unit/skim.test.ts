@@ -70,3 +70,62 @@ test('a truncated large file: the skim stops, and the ordinary read names the tr
   assert.throws(() => skimModel(cut, 4096), SkimError);
   assert.throws(() => OnnxModel.load(cut), (e: unknown) => e instanceof ModelError && /truncated/.test(e.message));
 });
+
+/** Protobuf bytes of field `field` (length-delimited) holding `payload`. */
+function lengthDelimited(field: number, payload: Uint8Array): Buffer {
+  const varint = (v: number): number[] => {
+    const out: number[] = [];
+    while (v >= 0x80) {
+      out.push((v % 128) | 0x80);
+      v = Math.floor(v / 128);
+    }
+    return [...out, v];
+  };
+  return Buffer.concat([Buffer.from(varint(field * 8 + 2)), Buffer.from(varint(payload.length)), payload]);
+}
+
+test('a tensor whose raw_data occurs twice (a large one, then a small one) reads as the last, as protobuf merges scalar fields', () => {
+  const n = Math.ceil(SKIM_MIN_FILE_BYTES / 4) + 1024;
+  const big = Buffer.from(Float32Array.from({ length: n }, () => 7).buffer);
+  const small = Float32Array.from([1, 2, 3, 4]);
+  const Tensor = onnxType('TensorProto');
+  const Graph = onnxType('GraphProto');
+  const tensor = Buffer.concat([Buffer.from(Tensor.encode(Tensor.fromObject({ name: 'w', dims: [4], data_type: 1, raw_data: big })).finish()), lengthDelimited(9, new Uint8Array(small.buffer))]);
+  const graph = Buffer.concat([
+    Buffer.from(
+      Graph.encode(
+        Graph.fromObject({
+          name: 'g',
+          node: [{ name: '/Add', op_type: 'Add', input: ['x', 'w'], output: ['y'] }],
+          input: [{ name: 'x', type: { tensor_type: { elem_type: 1, shape: { dim: [{ dim_value: 4 }] } } } }],
+          output: [{ name: 'y', type: { tensor_type: { elem_type: 1 } } }],
+        }),
+      ).finish(),
+    ),
+    lengthDelimited(5, tensor),
+  ]);
+  const bytes = Buffer.concat([Buffer.from(T.encode(T.fromObject({ ir_version: 8, opset_import: [{ domain: '', version: 17 }] })).finish()), lengthDelimited(7, graph)]);
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mechanist-skim-')), 'twice.onnx');
+  fs.writeFileSync(file, bytes);
+  assert.deepEqual(Buffer.from((T.decode(bytes) as unknown as { graph: { initializer: { raw_data: Uint8Array }[] } }).graph.initializer[0].raw_data), Buffer.from(small.buffer), 'the decoder keeps the last');
+  const m = OnnxModel.load(file);
+  assert.deepEqual(m.tensorFloat32(m.graph.initializer[0]), small);
+});
+
+test('a large file whose graph field is split in two (protobuf merges them) opens with every node and weight', () => {
+  const { file, weight } = bigModel();
+  const full = T.decode(fs.readFileSync(file)) as unknown as { graph: Record<string, unknown> };
+  const Graph = onnxType('GraphProto');
+  const g = full.graph;
+  // First part: nodes, inputs and outputs; second part: the initializers.
+  const first = Graph.encode(Graph.fromObject({ ...T.toObject(full as never).graph, initializer: [] })).finish();
+  const second = Graph.encode(Graph.fromObject({ initializer: (T.toObject(full as never).graph as { initializer: unknown[] }).initializer })).finish();
+  const split = Buffer.concat([Buffer.from(T.encode(T.fromObject({ ir_version: 8, opset_import: [{ domain: '', version: 17 }] })).finish()), lengthDelimited(7, first), lengthDelimited(7, second)]);
+  const out = file.replace('big.onnx', 'split.onnx');
+  fs.writeFileSync(out, split);
+  assert.ok(g);
+  const m = OnnxModel.load(out);
+  assert.equal(m.graph.node.length, 1);
+  assert.equal(m.graph.initializer.length, 1);
+  assert.deepEqual(m.tensorFloat32(m.graph.initializer[0]), weight);
+});

@@ -148,7 +148,11 @@ export function skimModel(file: string, minBytes: number): Skimmed {
         const tensor = new Out();
         fields(r, g.payload.start, g.payload.start + g.payload.length, (t) => {
           if (t.field === TENSOR_RAW_DATA && t.payload && t.payload.length >= minBytes) skipped.set(index, { offset: t.payload.start, length: t.payload.length });
-          else copy(tensor, t);
+          else {
+            // A later occurrence of raw_data replaces an earlier one (protobuf: the last wins).
+            if (t.field === TENSOR_RAW_DATA) skipped.delete(index);
+            copy(tensor, t);
+          }
         });
         graph.pushMessage(GRAPH_INITIALIZER, tensor);
         index++;
