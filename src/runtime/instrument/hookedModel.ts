@@ -19,6 +19,13 @@ import { suffixFeeds } from './suffixFeeds';
 import type { KvPoint } from './suffix';
 import type { Instrumented } from './rewrite';
 
+/**
+ * Version of the restart/suffix rewrite (restart.ts, suffix.ts) in on-disk cache keys: bump it when
+ * the graphs they build change, or a cache would hand back graphs of the earlier code.
+ * 2: suffix prefixes fed whole and tiled in the graph; nodes reading only a patched value stay in their block.
+ */
+const RESTART_REWRITE = 2;
+
 /** Replace a hook's activation at some (row, position) cells with given values. */
 export interface Patch {
   /** Hook name (`blocks.3.hook_resid_post`) or raw ONNX value name. */
@@ -110,8 +117,9 @@ export class HookedModel {
       restart: !!spec.restart || !!spec.suffix,
       suffix: !!spec.suffix,
     };
-    // (Options join the key only when used, so existing on-disk cache keys stay valid.)
-    const key = JSON.stringify({ capture: n.capture, patch: n.patch, last: n.last, ...(n.knockout.length ? { knockout: n.knockout } : {}), ...(n.restart ? { restart: true } : {}), ...(n.suffix ? { suffix: true } : {}) });
+    // (Options join the key only when used, so existing on-disk cache keys stay valid. Restartable
+    // graphs carry the version of their rewrite: the cache outlives the code that wrote it.)
+    const key = JSON.stringify({ capture: n.capture, patch: n.patch, last: n.last, ...(n.knockout.length ? { knockout: n.knockout } : {}), ...(n.restart ? { restart: RESTART_REWRITE } : {}), ...(n.suffix ? { suffix: true } : {}) });
     let s = this.sessions.get(key);
     if (!s) {
       s = this.build(n, key);
