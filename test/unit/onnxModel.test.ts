@@ -4,7 +4,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { ModelError, OnnxModel } from '../../src/runtime/onnx/model';
+import { discover } from '../../src/runtime/architecture/discover';
+import { HookedModel } from '../../src/runtime/instrument/hookedModel';
+import { ModelError, OnnxModel, SKIM_MIN_FILE_BYTES } from '../../src/runtime/onnx/model';
+import { onnxType } from '../../src/runtime/onnx/proto';
 import { OnnxGraph } from '../../src/runtime/onnx/graph';
 import { tinyLinearModel } from './helpers/tinyModel';
 
@@ -115,3 +118,40 @@ test('round trip of a real third-party model gives identical outputs in onnxrunt
   const b = await run(encoded, { input_ids: ids });
   assert.deepEqual(a.logits, b.logits);
 });
+
+// A tensor marked external may still carry raw_data (a stale copy): onnxruntime reads the external
+// data, and so must every session built from a rewritten graph (which reads inline weights from
+// the original file). Small files are read whole; large ones are skimmed (skim.ts).
+for (const [label, n] of [['read whole', 2048], ['skimmed', SKIM_MIN_FILE_BYTES / 4 + 1024]] as const) {
+  test(`a weight marked external that also has raw_data: the external data counts, as in onnxruntime (${label})`, async (t) => {
+    const dir = tmpDir();
+    const external = Float32Array.from({ length: n }, (_, i) => i % 5);
+    const stale = Float32Array.from({ length: n }, () => -1);
+    fs.writeFileSync(path.join(dir, 'w.bin'), Buffer.from(external.buffer));
+    const T = onnxType('ModelProto');
+    const proto = {
+      ir_version: 8,
+      opset_import: [{ domain: '', version: 17 }],
+      graph: {
+        name: 'g',
+        node: [{ name: '/Add', op_type: 'Add', input: ['x', 'w'], output: ['y'] }],
+        initializer: [{ name: 'w', dims: [n], data_type: 1, raw_data: Buffer.from(stale.buffer), data_location: 1, external_data: [{ key: 'location', value: 'w.bin' }, { key: 'length', value: String(n * 4) }] }],
+        input: [{ name: 'x', type: { tensor_type: { elem_type: 1, shape: { dim: [{ dim_value: n }] } } } }],
+        output: [{ name: 'y', type: { tensor_type: { elem_type: 1 } } }],
+      },
+    };
+    const file = path.join(dir, 'm.onnx');
+    fs.writeFileSync(file, T.encode(T.fromObject(proto)).finish());
+    const x = new Float32Array(n);
+    const want = (await run(file, { x: new ort.Tensor('float32', x, [n]) })).y;
+    assert.equal(want[1], 1, 'onnxruntime reads the external data');
+    const model = OnnxModel.load(file);
+    const graph = OnnxGraph.build(model);
+    const hooked = new HookedModel(model, graph, discover(graph));
+    t.after(() => hooked.dispose());
+    const got = (await hooked.runWithCache({ x: { type: 'float32', data: x, dims: [n] } }, ['y'])).cache.get('y')!;
+    const same = (a: ArrayLike<number>, b: ArrayLike<number>): boolean => a.length === b.length && Array.prototype.every.call(a, (v: number, i: number) => v === b[i]);
+    assert.ok(same(got.data as Float32Array, want), 'an instrumented session reads the same weight');
+    assert.ok(same(model.tensorFloat32(model.graph.initializer[0]), external), 'the weight as read');
+  });
+}

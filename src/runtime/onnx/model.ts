@@ -106,7 +106,8 @@ export class OnnxModel {
     m.graph.initializer.forEach((t, i) => {
       const at = s.skipped.get(i);
       if (!at) return;
-      m.inline.set(t, at);
+      // (Raw data beside external data is ignored, as onnxruntime does.)
+      if (t.data_location !== EXTERNAL) m.inline.set(t, at);
       t.raw_data = undefined; // (decoding gave an empty default)
     });
     return m;
@@ -307,7 +308,8 @@ export class OnnxModel {
     for (const t of this.graph.initializer) {
       const raw = t.raw_data;
       if (raw && raw.buffer === buffer && raw.length >= LAZY_MIN_BYTES) {
-        this.inline.set(t, { offset: raw.byteOffset - bytes.byteOffset, length: raw.length });
+        // A tensor marked external reads its external data (onnxruntime ignores raw_data beside it).
+        if (t.data_location !== EXTERNAL) this.inline.set(t, { offset: raw.byteOffset - bytes.byteOffset, length: raw.length });
         t.raw_data = undefined;
       }
     }
