@@ -10,6 +10,7 @@
 import type { OnnxGraph } from '../onnx/graph';
 import type { NodeProto } from '../onnx/types';
 import { actName } from './hooks';
+import { linearOfNode } from './linear';
 import type { ModuleIndex } from './modules';
 import { branchRoles } from './roles';
 import type { AttentionRolesFound, MlpRolesFound } from './roles';
@@ -303,13 +304,9 @@ function unembedding(idx: ModuleIndex, from: string | undefined, vocab: number):
   for (let steps = 0; queue.length && steps < 32; steps++) {
     const v = queue.shift()!;
     for (const c of g.consumers.get(v) ?? []) {
-      if (isWeightedLinear(g, c)) {
-        const l = (() => {
-          const w = g.initializerOf(c.input[1]) ?? g.initializerOf(g.producer.get(c.input[1])!.input[0]);
-          return w && w.dims.map(Number).includes(vocab) ? c : undefined;
-        })();
-        if (l) return { path: commonPath(paramNames(g, [l])) ?? 'unembed', node: g.name(l), weight: g.initializerOf(l.input[1])?.name ?? l.input[1], inFeatures: 0, outFeatures: vocab, transposed: false };
-      }
+      // (Tied embeddings read the table through a Transpose: linearOfNode sees through it.)
+      const l = isWeightedLinear(g, c) ? linearOfNode(idx, c, commonPath(paramNames(g, [c])) ?? 'unembed') : undefined;
+      if (l && l.outFeatures === vocab) return l;
       if (['Reshape', 'Cast', 'Identity', 'Squeeze', 'Gather', 'Slice'].includes(c.op_type)) for (const o of c.output) if (o && !seen.has(o)) {
         seen.add(o);
         queue.push(o);
