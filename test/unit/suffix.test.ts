@@ -1,11 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { textFeeds } from '../../src/runtime/feeds';
 import { openModel } from '../../src/runtime/inspect';
 import { HookedModel } from '../../src/runtime/instrument/hookedModel';
 import { asFloat32, sliceAxis, tileRows } from '../../src/runtime/tensor';
 import type { HostTensor } from '../../src/runtime/tensor';
-import { expected, fixture, hasFixture, maxAbsDiff } from './helpers/fixtures';
+import { expected, fixture, hasFixture, maxAbsDiff, SHARED_MODELS } from './helpers/fixtures';
 
 // A run that starts at block s and token t0, fed the residual stream at positions t0.. and
 // every later block's keys and values from a full run (the graph keeps those before t0), gives
@@ -44,3 +46,28 @@ for (const name of ['gpt2', 'llama', 'gpt2-external']) {
     assert.equal(maxAbsDiff(asFloat32(plain.lastLogits!), asFloat32(full.lastLogits!)), 0, 'suffix off = the full run');
   });
 }
+
+// stories260K (llama2.c weights, graph assembled by hand): rotary tables [positions, 1, dim/2, 1]
+// sliced from constants on axis 0, grouped KV heads repeated through Reshape/Expand/Reshape.
+const STORIES = path.join(SHARED_MODELS, 'stories260K/stories260K.onnx');
+test('stories260K: suffix runs cut rotary tables along their position axis and give the full run\'s logits', { skip: !fs.existsSync(STORIES) && 'shared models absent' }, async (t) => {
+  const { model, graph, arch } = openModel(STORIES);
+  const hooked = new HookedModel(model, graph, arch);
+  t.after(() => hooked.dispose());
+  const ids = [1, 403, 407, 261, 378, 429, 362];
+  const S = ids.length;
+  const inputs = ['blocks.0.hook_resid_pre', ...arch.blocks.map((b) => `blocks.${b.index}.hook_resid_post`)];
+  const s = await hooked.prepare({ capture: inputs, lastTokenLogits: true, suffix: true });
+  const full = await s.run(textFeeds(graph, [ids, ids]), { fetch: inputs, fetchKv: true });
+  const want = asFloat32(full.lastLogits!);
+  const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 1);
+  for (let block = 0; block < arch.layers; block++) {
+    for (const t0 of [1, 3, S - 1]) {
+      const past: Record<string, HostTensor> = {};
+      for (const p of s.kvPoints!) if (p.block >= block) past[p.input] = full.kv!.get(p.input)!;
+      const r = await s.run(textFeeds(graph, [ids, ids]), { start: { block, entry: sliceAxis(full.cache.get(inputs[block])!, 1, t0, S), past } });
+      const d = maxAbsDiff(asFloat32(r.lastLogits!), want);
+      assert.ok(d < 1e-5 * scale, `block ${block}, token ${t0}: logits differ by ${d}`);
+    }
+  }
+});

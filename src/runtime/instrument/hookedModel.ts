@@ -23,8 +23,9 @@ import type { Instrumented } from './rewrite';
  * Version of the restart/suffix rewrite (restart.ts, suffix.ts) in on-disk cache keys: bump it when
  * the graphs they build change, or a cache would hand back graphs of the earlier code.
  * 2: suffix prefixes fed whole and tiled in the graph; nodes reading only a patched value stay in their block.
+ * 3: tables sliced from constants along one axis are cut along it in suffix runs.
  */
-const RESTART_REWRITE = 2;
+const RESTART_REWRITE = 3;
 
 /** Replace a hook's activation at some (row, position) cells with given values. */
 export interface Patch {

@@ -12,8 +12,8 @@
  *
  * Values that blocks read from outside the residual stream (causal masks [.., query, key],
  * rotary tables [.., position, dim]) cover every position; in a suffix run their query axis
- * (the second to last, by the convention of every exporter we know) is cut to the last
- * S' = entry length positions. The key axis stays whole, and shape-derived masks (GPT-2 slices
+ * (the second to last, by the convention of every exporter we know; for a table sliced from
+ * constants along one axis, that axis) is cut to the last S' = entry length positions. The key axis stays whole, and shape-derived masks (GPT-2 slices
  * its causal mask by key length minus query length) see the concatenated keys.
  *
  * Anything this cannot see (a Reshape inside a block fed a length computed outside it, a
@@ -125,11 +125,14 @@ export function addSuffixRuns(
     if (out) return out;
     out = `${x}::suffix`;
     const d = `mechanist/suffix/cut_${sliced.size}`;
+    const axis = positionAxis(g, x, producer, inits);
+    const axisName = axis === -2 ? 'mechanist.suffix/axis' : `mechanist.suffix/axis_m${-axis}`;
+    if (!g.initializer.some((t) => t.name === axisName)) g.initializer.push(int64s(axisName, [BigInt(axis)]));
     const then = [
       node(`${d}/Shape`, 'Shape', [entryInput], [`${d}/shape`]),
       node(`${d}/Len`, 'Slice', [`${d}/shape`, 'mechanist.suffix/one', 'mechanist.suffix/two'], [`${d}/len`]),
       node(`${d}/Neg`, 'Neg', [`${d}/len`], [`${d}/start`]),
-      node(`${d}/Slice`, 'Slice', [x, `${d}/start`, 'mechanist.suffix/max', 'mechanist.suffix/axis'], [`${d}/out`]),
+      node(`${d}/Slice`, 'Slice', [x, `${d}/start`, 'mechanist.suffix/max', axisName], [`${d}/out`]),
     ];
     newNodes.push({ node: ifNode(`${d}/If`, out, typeOf(x) ?? floatType, then, `${d}/out`, x), block: -1 });
     sliced.set(x, out);
@@ -235,6 +238,25 @@ export function addSuffixRuns(
   }
   g.input.push({ name: SUFFIX_INPUT, type: { tensor_type: { elem_type: DataType.BOOL } } });
   return { kv };
+}
+
+/**
+ * The position axis (negative) of a value blocks read from outside: the second to last, unless the
+ * value is a table of constants cut to the sequence along one other axis (llama2.c-style rotary
+ * tables [positions, 1, dim, 1] sliced on axis 0).
+ */
+function positionAxis(g: GraphProto, x: string, producer: Map<string, number>, inits: Set<string>): number {
+  const p = producer.get(x);
+  const n = p === undefined ? undefined : g.node[p];
+  if (!n || n.op_type !== 'Slice' || n.input.length < 4 || !inits.has(n.input[0]) || !inits.has(n.input[3])) return -2;
+  const table = g.initializer.find((t) => t.name === n.input[0]);
+  const axes = g.initializer.find((t) => t.name === n.input[3]);
+  if (!table || !axes || axes.dims.reduce<number>((a, b) => a * Number(b), 1) !== 1) return -2;
+  const rank = table.dims.length;
+  const raw = axes.raw_data && axes.raw_data.length >= 8 ? Number(new DataView(axes.raw_data.buffer, axes.raw_data.byteOffset, 8).getBigInt64(0, true)) : axes.int64_data.length ? Number(axes.int64_data[0]) : axes.int32_data.length ? Number(axes.int32_data[0]) : undefined;
+  if (raw === undefined || rank < 2) return -2;
+  const a = raw < 0 ? raw : raw - rank;
+  return a >= -rank && a <= -2 ? a : -2;
 }
 
 /** A small element-type inference over the ops exporters put around masks and rotary tables. */
