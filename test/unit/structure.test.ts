@@ -193,9 +193,11 @@ for (const [rel, { seq }] of Object.entries(RUNNABLE)) {
     const { model, graph, arch } = openModel(file);
     const hooks = arch.hookPoints.map((h) => h.tensor);
     assert.ok(hooks.length > 0, 'hook points discovered');
-    // (At most 2 tokens: the helper's comparison spreads whole outputs into Math.max, which
-    // overflows the stack beyond ~100k logits.)
-    const verdict = await checkInvariance(model, graph, textFeeds(graph, [ids(Math.min(seq, 2), 3, arch.vocabSize ?? 16)]), hooks, hooks);
+    // (At most 2 tokens: enough to exercise attention, and quick on the 32000-word vocabulary.)
+    // Patched sums of fused Skip norms are unfused (an Add and a LayerNormalization), which
+    // rounds unlike the fused kernel: compared within 1e-5 of scale there, bit for bit elsewhere.
+    const unfused = graph.nodes.some((n) => /^Skip.*Normalization$/.test(n.op_type) && n.output[3] && hooks.includes(n.output[3]));
+    const verdict = await checkInvariance(model, graph, textFeeds(graph, [ids(Math.min(seq, 2), 3, arch.vocabSize ?? 16)]), hooks, hooks, unfused ? 1e-5 : 0);
     assert.ok('ok' in verdict && verdict.ok, JSON.stringify(verdict));
   });
 }

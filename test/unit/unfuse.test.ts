@@ -92,3 +92,36 @@ for (const [rel, { tol }] of Object.entries(MODELS)) {
     assert.ok(pd <= 1e-3 * scale, `patching ${hook} with prompt A's values gives A's outputs (diff ${pd})`);
   });
 }
+
+// The same on the fused graph as it comes: the instrumenter unfuses the norms whose sums it
+// patches, so the residual sums are offered as hook points and their patches carry through.
+for (const rel of ['genai-tiny-random-gpt2-fp32/past.onnx', 'genai-tiny-random-llama-fp16/model.onnx']) {
+  const file = path.join(SHARED_MODELS, rel);
+  test(`${rel}: residual sums of fused norms are hook points, and patching one carries a prompt through`, { skip: !fs.existsSync(file) && 'shared models absent' }, async (t) => {
+    const { model, graph, arch } = openModel(file);
+    const hooked = new HookedModel(model, graph, arch);
+    t.after(() => hooked.dispose());
+    const hook = 'blocks.0.hook_resid_post';
+    assert.ok(arch.hookPoints.some((h) => h.name === hook), `${hook} offered: ${arch.notices.join(' ')}`);
+    const producer = graph.producer.get(hooked.tensorOf(hook))!;
+    assert.ok(/^Skip/.test(producer.op_type), `${hook} is a fused norm's sum (${producer.op_type})`);
+    const out = graph.outputs[0].name;
+    const A = textFeeds(graph, [[3, 7, 11, 2]]);
+    const B = textFeeds(graph, [[5, 1, 9, 4]]);
+    const ra = await hooked.runWithCache(A, [hook], [out]);
+    const plainB = await hooked.runWithCache(B, [], [out]);
+    const rb = await hooked.runWithPatches(B, [{ hook, rows: [0], positions: [0, 1, 2, 3], value: ra.cache.get(hook)! }], [], [out]);
+    const want = asFloat32(ra.outputs[out]);
+    const got = asFloat32(rb.outputs[out]);
+    const scale = want.reduce((m, x) => Math.max(m, Math.abs(x)), 1e-6);
+    let pd = 0;
+    let moved = 0;
+    const b0 = asFloat32(plainB.outputs[out]);
+    for (let i = 0; i < got.length; i++) {
+      pd = Math.max(pd, Math.abs(got[i] - want[i]));
+      moved = Math.max(moved, Math.abs(b0[i] - want[i]));
+    }
+    assert.ok(moved > 1e-3 * scale, 'the two prompts give different outputs');
+    assert.ok(pd <= 1e-2 * scale, `patching ${hook} with prompt A's values gives A's outputs (diff ${pd}, scale ${scale})`);
+  });
+}

@@ -16,6 +16,7 @@ import { branchRoles } from './roles';
 import type { AttentionRolesFound, MlpRolesFound } from './roles';
 import { FUSED_ATTENTION, NORM_OPS, SKIP_NORMS, isNorm, isWeightedLinear, normPath, topoPositions, traceSpine } from './residual';
 import type { Junction, Spine } from './residual';
+import { CannotUnfuse, unfuseSkipNorm } from './unfuse';
 import type { Architecture, AttentionInfo, BlockInfo, Component, Family, HookPoint, LinearInfo } from './types';
 
 /** Why the structure did not match a transformer (the message says what did not match). */
@@ -83,13 +84,24 @@ function assemble(idx: ModuleIndex, spine: Spine, found: FoundBlock[]): Architec
   };
   // A residual value that a fused norm emits next to its normalised copy (Skip*LayerNorm's sum,
   // EmbedLayerNorm's embedding sum) can be captured, but a patch of it would not reach that
-  // copy, which the next block reads: such values are not offered as hook points.
+  // copy, which the next block reads. The instrumenter unfuses a Skip*LayerNorm whose sum it
+  // patches (unfuse.ts), so those sums are offered when the node can be unfused; the others
+  // (EmbedLayerNorm, or a Skip norm whose mean/inverse-std outputs are read) are not.
   const unpatchable: string[] = [];
   const addResid = (name: string, tensor: string | undefined, layer?: number): void => {
     const p = tensor ? g.producer.get(tensor) : undefined;
     if (tensor && p && (SKIP_NORMS.has(p.op_type) || p.op_type === 'EmbedLayerNormalization') && tensor !== p.output[0] && (g.consumers.get(p.output[0]) ?? []).length) {
-      unpatchable.push(`${name} = ${tensor}`);
-      return;
+      let unfusable = SKIP_NORMS.has(p.op_type);
+      try {
+        if (unfusable) unfuseSkipNorm(g, p);
+      } catch (e) {
+        if (!(e instanceof CannotUnfuse)) throw e;
+        unfusable = false;
+      }
+      if (!unfusable) {
+        unpatchable.push(`${name} = ${tensor}`);
+        return;
+      }
     }
     add(name, tensor, layer);
   };
@@ -137,7 +149,7 @@ function assemble(idx: ModuleIndex, spine: Spine, found: FoundBlock[]): Architec
   withPlumbing(g, blocks);
   if (unpatchable.length) {
     notices.push(
-      `Residual-stream hook points are not offered where a fused norm (${[...new Set(junctions.map((j) => j.node.op_type).filter((o) => SKIP_NORMS.has(o)))].join(', ') || 'EmbedLayerNormalization'}) computes the residual sum together with its normalised copy: a patch of the sum would not reach the copy the next block reads. They can still be captured by ONNX name: ${unpatchable.slice(0, 4).join(', ')}${unpatchable.length > 4 ? `, ... (${unpatchable.length} in all)` : ''}.`,
+      `Residual-stream hook points are not offered where a fused norm that cannot be unfused (EmbedLayerNormalization, or a Skip norm whose statistics outputs are read) computes the residual sum together with its normalised copy: a patch of the sum would not reach the copy the next layer reads. They can still be captured by ONNX name: ${unpatchable.slice(0, 4).join(', ')}${unpatchable.length > 4 ? `, ... (${unpatchable.length} in all)` : ''}.`,
     );
   }
   if (biasNotice) notices.push("hook_attn_out / hook_mlp_out exclude the output projection's bias, which the graph adds inside SkipLayerNormalization (a constant, so patching them is unaffected).");

@@ -18,7 +18,9 @@ import { DataType } from '../onnx/types';
 import type { HostTensor } from '../tensor';
 import type { BlockInfo } from '../architecture/types';
 import { addScoreMasks } from './knockout';
-import { makeRestartable } from './restart';
+import { RestartUnsupported, makeRestartable } from './restart';
+import { SKIP_NORMS } from '../architecture/residual';
+import { unfuseSkipNorm } from '../architecture/unfuse';
 import type { RestartInfo } from './restart';
 import type { ScoreMaskInput } from './knockout';
 import type { GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto } from '../onnx/types';
@@ -151,7 +153,11 @@ export function instrument(model: OnnxModel, graph: OnnxGraph, spec: InstrumentS
   const known = (v: string): boolean => graph.producer.has(v) || graph.types.has(v) || g.input.some((i) => i.name === v);
   for (const v of [...spec.capture, ...spec.patch, ...(spec.scoreMasks ?? [])]) if (!known(v)) throw new Error(`no value named "${v}" in the graph`);
 
-  const nodes: NodeProto[] = g.node.map((n) => ({ ...n, input: [...n.input] }));
+  // A patched residual sum of a fused Skip*LayerNormalization: the node is unfused (Add, then
+  // the norm of that sum), so the normalised copy the next layer reads follows the patch.
+  const unfuse = new Set(spec.patch.map((v) => graph.producer.get(v)).filter((p, i): p is NodeProto => !!p && SKIP_NORMS.has(p.op_type) && p.output[0] !== spec.patch[i]));
+  if (unfuse.size && spec.restart) throw new RestartUnsupported('fused norms are unfused for patching, which moves nodes the restart partition counts by position');
+  const nodes: NodeProto[] = g.node.flatMap((n) => (unfuse.has(n) ? unfuseSkipNorm(graph, n) : [n])).map((n) => ({ ...n, input: [...n.input] }));
   const inputs: ValueInfoProto[] = [...g.input];
   const inits: TensorProto[] = externalized(model, g.initializer);
   const outputs: ValueInfoProto[] = spec.keepOutputs === false ? [] : [...g.output];
