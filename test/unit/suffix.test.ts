@@ -4,7 +4,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { textFeeds } from '../../src/runtime/feeds';
 import { openModel } from '../../src/runtime/inspect';
+import { discover } from '../../src/runtime/architecture/discover';
 import { HookedModel } from '../../src/runtime/instrument/hookedModel';
+import { floatToHalf } from '../../src/runtime/onnx/float16';
+import { OnnxGraph } from '../../src/runtime/onnx/graph';
+import { OnnxModel } from '../../src/runtime/onnx/model';
+import { DataType } from '../../src/runtime/onnx/types';
+import type { AttributeProto, NodeProto } from '../../src/runtime/onnx/types';
 import { asFloat32, sliceAxis, tileRows } from '../../src/runtime/tensor';
 import type { HostTensor } from '../../src/runtime/tensor';
 import { expected, fixture, hasFixture, maxAbsDiff, SHARED_MODELS } from './helpers/fixtures';
@@ -70,4 +76,51 @@ test('stories260K: suffix runs cut rotary tables along their position axis and g
       assert.ok(d < 1e-5 * scale, `block ${block}, token ${t0}: logits differ by ${d}`);
     }
   }
+});
+
+// The same model in float16 with its attention scores computed in float32 (queries and keys cast
+// up before their MatMul, as fp16 exports that upcast attention do): the keys the suffix rewrite
+// joins are then float32 in a float16 graph.
+test('stories260K in float16 with float32 attention scores: suffix runs give the full run\'s logits', { skip: !fs.existsSync(STORIES) && 'shared models absent' }, async (t) => {
+  const model = OnnxModel.load(STORIES);
+  const g = model.graph;
+  g.initializer = g.initializer.map((x) => {
+    if (x.data_type !== DataType.FLOAT) return x;
+    const v = model.tensorFloat32(x);
+    return { ...x, data_type: DataType.FLOAT16, raw_data: new Uint8Array(Uint16Array.from(v, floatToHalf).buffer), float_data: [] };
+  });
+  for (const v of [...g.output, ...g.value_info]) if (v.type?.tensor_type?.elem_type === DataType.FLOAT) v.type.tensor_type.elem_type = DataType.FLOAT16;
+  const cast = (name: string, from: string, to: number): NodeProto => ({ name, op_type: 'Cast', domain: '', input: [from], output: [`${from}::${to}`], attribute: [{ name: 'to', type: 2, i: to, floats: [], ints: [], strings: [], tensors: [], graphs: [] } as unknown as AttributeProto] });
+  for (const mm of g.node.filter((n) => n.op_type === 'MatMul' && /attention\/MatMul$/.test(n.name ?? ''))) {
+    const [q, k] = mm.input as [string, string];
+    const out = mm.output[0] as string;
+    const up = [cast(`${mm.name}/CastQ`, q, DataType.FLOAT), cast(`${mm.name}/CastK`, k, DataType.FLOAT)];
+    mm.input = up.map((c) => c.output[0]);
+    mm.output = [`${out}::f32`];
+    const down = { ...cast(`${mm.name}/CastS`, `${out}::f32`, DataType.FLOAT16), output: [out] };
+    g.node.splice(g.node.indexOf(mm), 1, ...up, mm, down);
+  }
+  const graph = OnnxGraph.build(model);
+  const arch = discover(graph);
+  const hooked = new HookedModel(model, graph, arch);
+  t.after(() => hooked.dispose());
+  const ids = [1, 403, 407, 261, 378, 429, 362];
+  const S = ids.length;
+  const inputs = ['blocks.0.hook_resid_pre', ...arch.blocks.map((b) => `blocks.${b.index}.hook_resid_post`)];
+  const s = await hooked.prepare({ capture: inputs, lastTokenLogits: true, suffix: true });
+  const full = await s.run(textFeeds(graph, [ids]), { fetch: inputs, fetchKv: true });
+  assert.equal(full.lastLogits!.type, 'float16');
+  const want = asFloat32(full.lastLogits!);
+  const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 1);
+  for (const block of [0, 2]) {
+    for (const t0 of [1, 4]) {
+      const past: Record<string, HostTensor> = {};
+      for (const p of s.kvPoints!) if (p.block >= block) past[p.input] = full.kv!.get(p.input)!;
+      const r = await s.run(textFeeds(graph, [ids]), { start: { block, entry: sliceAxis(full.cache.get(inputs[block])!, 1, t0, S), past } });
+      const d = maxAbsDiff(asFloat32(r.lastLogits!), want);
+      assert.ok(d < 4e-3 * scale, `block ${block}, token ${t0}: logits differ by ${d}`);
+    }
+  }
+  const plain = await s.run(textFeeds(graph, [ids]), {});
+  assert.equal(maxAbsDiff(asFloat32(plain.lastLogits!), want), 0, 'suffix off = the full run');
 });

@@ -24,8 +24,9 @@ import type { Instrumented } from './rewrite';
  * the graphs they build change, or a cache would hand back graphs of the earlier code.
  * 2: suffix prefixes fed whole and tiled in the graph; nodes reading only a patched value stay in their block.
  * 3: tables sliced from constants along one axis are cut along it in suffix runs.
+ * 4: keys and values keep their own element type (float32 attention in a float16 graph).
  */
-const RESTART_REWRITE = 3;
+const RESTART_REWRITE = 4;
 
 /** Replace a hook's activation at some (row, position) cells with given values. */
 export interface Patch {

@@ -122,6 +122,9 @@ export function makeRestartable(
     });
     blockOf.push(-1);
   }
+  // The keys and values leave their blocks as captures, in their own type (a cast may precede them).
+  const kvType = new Map((suffix?.kv ?? []).map((p) => [p.value, p.elemType]));
+  const typeOut = (v: string): number | undefined => kvType.get(v) ?? elemTypeOf(v);
 
   const consumers = new Map<string, number[]>();
   g.node.forEach((n, i) =>
@@ -178,9 +181,9 @@ export function makeRestartable(
       }),
     );
     const outs = [blockOut[l], ...extra];
-    const elseBranch = graphProto(`mechanist_block_${l}`, body, outs.map((v) => ({ name: inner(v), type: { tensor_type: { elem_type: elemTypeOf(v) ?? floatType } } })));
+    const elseBranch = graphProto(`mechanist_block_${l}`, body, outs.map((v) => ({ name: inner(v), type: { tensor_type: { elem_type: typeOut(v) ?? floatType } } })));
     const thenOut = `mechanist.restart/${l}/entry`;
-    const zeros = extra.map((v, k) => scalarZero(`mechanist.restart/${l}/zero_${k}`, elemTypeOf(v) ?? floatType));
+    const zeros = extra.map((v, k) => scalarZero(`mechanist.restart/${l}/zero_${k}`, typeOut(v) ?? floatType));
     const thenBranch = graphProto(
       `mechanist_skip_${l}`,
       [

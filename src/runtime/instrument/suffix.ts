@@ -39,6 +39,8 @@ export interface KvPoint {
   axis: number;
   /** The graph input that takes the prefix [batch, .., t0 on `axis`, ..]. */
   input: string;
+  /** Element type of the value and its input. */
+  elemType: number;
 }
 
 export interface SuffixInfo {
@@ -189,7 +191,8 @@ export function addSuffixRuns(
       const at = traceBack(side, axis, inBlock, attrInts);
       if (!inBlock(at.value)) throw new SuffixUnsupported(`block ${l}: the attention's ${role === 'k' ? 'keys' : 'values'} are not computed inside it`);
       const input = `mechanist.past.${l}.${role}`;
-      const elem = floatType; // keys and values are activations
+      // Activations, of the model's float type unless cast (fp16 models upcasting attention).
+      const elem = typeOf(at.value) ?? floatType;
       g.input.push({ name: input, type: { tensor_type: { elem_type: elem } } });
       const joined = `${at.value}::kv`;
       const d = `mechanist/suffix/${l}/${role}`;
@@ -217,7 +220,7 @@ export function addSuffixRuns(
       ];
       newNodes.push({ node: ifNode(`${d}/If`, joined, elem, then, `${d}/out`, at.value), block: l });
       if (!g.output.some((o) => o.name === at.value)) g.output.push({ name: at.value, type: { tensor_type: { elem_type: elem } } });
-      kv.push({ block: l, role, value: at.value, axis: at.axis, input });
+      kv.push({ block: l, role, value: at.value, axis: at.axis, input, elemType: elem });
     }
 
     // Float values the block reads from outside its stream get their query axis cut.
