@@ -1,11 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { discover } from '../../src/runtime/architecture/discover';
 import { openModel } from '../../src/runtime/inspect';
 import { HookedModel, PreparedSession } from '../../src/runtime/instrument/hookedModel';
 import { causalTrace, planBatches } from '../../src/runtime/methods/causalTrace';
 import type { TraceKind } from '../../src/runtime/methods/causalTrace';
+import { OnnxGraph } from '../../src/runtime/onnx/graph';
 import { TextTokenizer } from '../../src/runtime/tokenizer';
 import { expected, fixture, flat, hasFixture, maxAbsDiff } from './helpers/fixtures';
+import { float16Stories, hasStories, rawIdTokenizer } from './helpers/stories';
 
 for (const name of ['gpt2', 'llama']) {
   test(`${name}: causal traces equal ROME-style PyTorch references within 1e-4`, { skip: !hasFixture(name) && 'fixture not generated' }, async (t) => {
@@ -68,6 +71,62 @@ test('gpt2: when a suffix run does not reproduce the corrupted run, restorations
   PreparedSession.prototype.run = async function (this: PreparedSession, feeds, opts) {
     const r = await run.call(this, feeds, opts);
     if (opts?.start?.past && r.lastLogits) (r.lastLogits.data as Float32Array)[0] += 1;
+    return r;
+  };
+  try {
+    const [got] = await causalTrace(hooked, tok, req);
+    assert.equal(got.sweep.mode, 'restart');
+    assert.ok(maxAbsDiff(flat(got.scores), flat(ref.scores)) < 1e-4, 'scores still equal the reference');
+  } finally {
+    PreparedSession.prototype.run = run;
+  }
+});
+
+// A float16 model: a suffix run and the corrupted run differ by float16 rounding of the logits (an
+// ulp or two at their scale), which must not count as a graph the suffix rewrite got wrong.
+test('stories260K in float16: noise traces run as suffix runs, with the scores of full-length restarts', { skip: !hasStories() && 'shared models absent' }, async (t) => {
+  const model = float16Stories();
+  const graph = OnnxGraph.build(model);
+  const hooked = new HookedModel(model, graph, discover(graph));
+  t.after(() => hooked.dispose());
+  const tok = rawIdTokenizer();
+  const req = { subject: '378', corruption: { type: 'noise', samples: 10 } as const, kinds: ['residual', 'mlp'] as TraceKind[], window: 2 };
+  for (const prompt of ['1 403 378 429 362 102 12', '378 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33']) {
+    const got = await causalTrace(hooked, tok, { ...req, prompt });
+    for (const r of got) assert.equal(r.sweep.mode, 'suffix', `${prompt}: ${r.kind} restorations ran as ${r.sweep.mode}`);
+    // The same trace with suffix runs refused (every suffix run's logits perturbed): full-length restarts.
+    const run = PreparedSession.prototype.run;
+    PreparedSession.prototype.run = async function (this: PreparedSession, feeds, opts) {
+      const r = await run.call(this, feeds, opts);
+      if (opts?.start?.past && r.lastLogits) (r.lastLogits.data as Uint16Array)[0] = r.lastLogits.type === 'float16' ? 0x7bff : 65504;
+      return r;
+    };
+    try {
+      const ref = await causalTrace(hooked, tok, { ...req, prompt });
+      for (let k = 0; k < got.length; k++) {
+        assert.equal(ref[k].sweep.mode, 'restart');
+        const d = maxAbsDiff(flat(got[k].scores), flat(ref[k].scores));
+        assert.ok(d < 5e-3, `${prompt}: ${got[k].kind} scores differ from full-length restarts by ${d}`);
+      }
+    } finally {
+      PreparedSession.prototype.run = run;
+    }
+  }
+});
+
+test('gpt2: a suffix run whose logits are NaN (e.g. a query row left with no key to attend to) does not pass the probe', { skip: !hasFixture('gpt2') && 'fixture not generated' }, async (t) => {
+  const exp = expected('gpt2');
+  const { model, graph, arch } = openModel(fixture('gpt2'));
+  const hooked = new HookedModel(model, graph, arch);
+  t.after(() => hooked.dispose());
+  const tok = TextTokenizer.load(fixture('gpt2'));
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const ref = (exp.causalTrace as any[]).find((r) => r.kind === 'residual' && r.corruption.type === 'replace');
+  const req = { prompt: exp.prompt.text, subject: exp.prompt.subject, target: exp.prompt.answer.text, corruption: { type: 'replace', subject: ref.corruption.subject } as const, kinds: ['residual' as TraceKind], window: ref.window };
+  const run = PreparedSession.prototype.run;
+  PreparedSession.prototype.run = async function (this: PreparedSession, feeds, opts) {
+    const r = await run.call(this, feeds, opts);
+    if (opts?.start?.past && r.lastLogits) (r.lastLogits.data as Float32Array)[0] = NaN;
     return r;
   };
   try {

@@ -1,19 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { textFeeds } from '../../src/runtime/feeds';
 import { openModel } from '../../src/runtime/inspect';
 import { discover } from '../../src/runtime/architecture/discover';
 import { HookedModel } from '../../src/runtime/instrument/hookedModel';
-import { floatToHalf } from '../../src/runtime/onnx/float16';
 import { OnnxGraph } from '../../src/runtime/onnx/graph';
-import { OnnxModel } from '../../src/runtime/onnx/model';
-import { DataType } from '../../src/runtime/onnx/types';
-import type { AttributeProto, NodeProto } from '../../src/runtime/onnx/types';
 import { asFloat32, sliceAxis, tileRows } from '../../src/runtime/tensor';
 import type { HostTensor } from '../../src/runtime/tensor';
-import { expected, fixture, hasFixture, maxAbsDiff, SHARED_MODELS } from './helpers/fixtures';
+import { expected, fixture, hasFixture, maxAbsDiff } from './helpers/fixtures';
+import { float16Stories, hasStories, STORIES } from './helpers/stories';
 
 // A run that starts at block s and token t0, fed the residual stream at positions t0.. and
 // every later block's keys and values from a full run (the graph keeps those before t0), gives
@@ -55,8 +50,7 @@ for (const name of ['gpt2', 'llama', 'gpt2-external']) {
 
 // stories260K (llama2.c weights, graph assembled by hand): rotary tables [positions, 1, dim/2, 1]
 // sliced from constants on axis 0, grouped KV heads repeated through Reshape/Expand/Reshape.
-const STORIES = path.join(SHARED_MODELS, 'stories260K/stories260K.onnx');
-test('stories260K: suffix runs cut rotary tables along their position axis and give the full run\'s logits', { skip: !fs.existsSync(STORIES) && 'shared models absent' }, async (t) => {
+test('stories260K: suffix runs cut rotary tables along their position axis and give the full run\'s logits', { skip: !hasStories() && 'shared models absent' }, async (t) => {
   const { model, graph, arch } = openModel(STORIES);
   const hooked = new HookedModel(model, graph, arch);
   t.after(() => hooked.dispose());
@@ -81,25 +75,8 @@ test('stories260K: suffix runs cut rotary tables along their position axis and g
 // The same model in float16 with its attention scores computed in float32 (queries and keys cast
 // up before their MatMul, as fp16 exports that upcast attention do): the keys the suffix rewrite
 // joins are then float32 in a float16 graph.
-test('stories260K in float16 with float32 attention scores: suffix runs give the full run\'s logits', { skip: !fs.existsSync(STORIES) && 'shared models absent' }, async (t) => {
-  const model = OnnxModel.load(STORIES);
-  const g = model.graph;
-  g.initializer = g.initializer.map((x) => {
-    if (x.data_type !== DataType.FLOAT) return x;
-    const v = model.tensorFloat32(x);
-    return { ...x, data_type: DataType.FLOAT16, raw_data: new Uint8Array(Uint16Array.from(v, floatToHalf).buffer), float_data: [] };
-  });
-  for (const v of [...g.output, ...g.value_info]) if (v.type?.tensor_type?.elem_type === DataType.FLOAT) v.type.tensor_type.elem_type = DataType.FLOAT16;
-  const cast = (name: string, from: string, to: number): NodeProto => ({ name, op_type: 'Cast', domain: '', input: [from], output: [`${from}::${to}`], attribute: [{ name: 'to', type: 2, i: to, floats: [], ints: [], strings: [], tensors: [], graphs: [] } as unknown as AttributeProto] });
-  for (const mm of g.node.filter((n) => n.op_type === 'MatMul' && /attention\/MatMul$/.test(n.name ?? ''))) {
-    const [q, k] = mm.input as [string, string];
-    const out = mm.output[0] as string;
-    const up = [cast(`${mm.name}/CastQ`, q, DataType.FLOAT), cast(`${mm.name}/CastK`, k, DataType.FLOAT)];
-    mm.input = up.map((c) => c.output[0]);
-    mm.output = [`${out}::f32`];
-    const down = { ...cast(`${mm.name}/CastS`, `${out}::f32`, DataType.FLOAT16), output: [out] };
-    g.node.splice(g.node.indexOf(mm), 1, ...up, mm, down);
-  }
+test('stories260K in float16 with float32 attention scores: suffix runs give the full run\'s logits', { skip: !hasStories() && 'shared models absent' }, async (t) => {
+  const model = float16Stories(true);
   const graph = OnnxGraph.build(model);
   const arch = discover(graph);
   const hooked = new HookedModel(model, graph, arch);
