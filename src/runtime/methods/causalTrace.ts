@@ -100,7 +100,9 @@ export async function causalTrace(hooked: HookedModel, tok: TextTokenizer, req: 
   const blockInputs = ['blocks.0.hook_resid_pre', ...residHooks];
   const noise = req.corruption.type === 'noise';
   const patchHooks = [...new Set([...(noise ? ['hook_embed'] : []), ...restoreHooks])];
-  const captureHooks = [...new Set([...patchHooks, ...residHooks, 'blocks.0.hook_resid_pre'])];
+  // (Block 0's input is needed only to restart there; a fused embedding norm may not offer it.)
+  const pre0 = arch.hookPoints.some((h) => h.name === blockInputs[0]) ? [blockInputs[0]] : [];
+  const captureHooks = [...new Set([...patchHooks, ...residHooks, ...pre0])];
   // Restartable blocks let a restoration at layer l start there from the corrupted run's
   // residual stream instead of recomputing the layers below it, and, in a causal model, at the
   // restored token with the earlier positions' keys and values taken from the corrupted run
