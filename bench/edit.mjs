@@ -8,9 +8,11 @@
 // --js also times the plain-JS kernels (slow: scalar float64 loops). Wall and process CPU times
 // are printed with the load average, since a shared machine distorts wall time.
 //
-// Measured 2026-11-29 on the 2-core AMD EPYC dev machine, shared (load average 6.9): 4096 x 4096,
-// 100 keys, onnxruntime float64 Gemm: best wall 1.004 s of 5 (process CPU 0.689 s, both cores),
-// so about 0.35 s wall on an idle machine (estimated, not measured); the CLI edit proper on clip-text 0.29 s.
+// Measured 2026-11-29 on the 2-core AMD EPYC dev machine, idle (load average 1.3): 4096 x 4096,
+// 100 keys, onnxruntime float64 Gemm, 6 runs in one process: 1.400 s for the first (it also
+// creates onnxruntime's Gemm sessions and touches the fresh 128 MiB float64 buffers), then
+// 0.843, 0.702, 0.802, 0.753, 0.813 s (best 0.702 s, process CPU 0.79 s); the CLI edit proper on
+// clip-text 0.14 s (0.53 s with process start).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';

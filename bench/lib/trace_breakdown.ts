@@ -50,8 +50,10 @@ async function main(): Promise<void> {
       };
       ort.timed = true;
     }
+    if (!runs.length) mark('afterPrepare');
     const s = now();
     const r = await prepRun.call(this, feeds, opts);
+    if (runs.length === 1) mark('afterCorrupted');
     const first = Object.values(feeds)[0];
     runs.push({ rows: first.dims[0], positions: opts?.start?.entry.dims[1] ?? first.dims[1], block: opts?.start?.block ?? 0, ortMs: lastOrtMs, totalMs: now() - s });
     rss.maxDuringRuns = Math.max(rss.maxDuringRuns ?? 0, process.memoryUsage().rss / 2 ** 20);
