@@ -1,6 +1,7 @@
 /**
- * Child process of the parse benchmark: times reading the file, OnnxModel.fromBytes (protobuf decode),
- * OnnxGraph.build and discover() — i.e. openModel() step by step — with
+ * Child process of the parse benchmark: times OnnxModel.load (reading: for a large file the skim
+ * of onnx/skim.ts, which leaves the big weights on disk, then the protobuf decode of what it
+ * read), OnnxGraph.build and discover() — i.e. openModel() step by step — with
  * process.cpuUsage() and the wall clock, and the resident set / ArrayBuffer memory before
  * and after. Prints one JSON line. Run as `node --expose-gc parse_child.js <model.onnx>`.
  */
@@ -21,10 +22,9 @@ const mem = (): { rss: number; arrayBuffers: number; heapUsed: number } => {
 const before = mem();
 const c0 = process.cpuUsage();
 const t0 = performance.now();
-const bytes = fs.readFileSync(file); // what OnnxModel.load does first (then fromBytes)
+const model = OnnxModel.load(file); // (read and decode together: the skim interleaves them)
 const cr = process.cpuUsage();
 const tr = performance.now();
-const model = OnnxModel.fromBytes(bytes, file);
 const c1 = process.cpuUsage();
 const t1 = performance.now();
 const graph = OnnxGraph.build(model);
@@ -35,8 +35,8 @@ const c3 = process.cpuUsage();
 const t3 = performance.now();
 const after = mem();
 
-// Weights are decoded as views into the file's buffer, then the large ones are detached (kept
-// as offsets into the file) and the small ones copied: count the bytes of each kind.
+// Large weights are kept as offsets into the file (never read), small ones in memory: count
+// the bytes of each kind.
 let initBytes = 0;
 let copied = 0;
 for (const init of model.graph.initializer) {
