@@ -22,18 +22,13 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { benchArgs } from './lib/args.mjs';
+import { bundleBenchScripts } from './lib/bundle.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH, '..');
 const BUILD = join(ROOT, 'out', 'bench');
-const args = process.argv.slice(2);
-const flag = (n) => args.includes(`--${n}`);
-const opt = (n, d) => {
-  const i = args.findIndex((a) => a === `--${n}` || a.startsWith(`--${n}=`));
-  if (i < 0) return d;
-  return args[i].includes('=') ? args[i].split('=')[1] : args[i + 1];
-};
+const { flag, opt } = benchArgs();
 const only = opt('only', 'all');
 const RUNS = Number(opt('runs', 3));
 const DIR = resolve(opt('dir', join(BENCH, 'models', 'large')));
@@ -68,17 +63,7 @@ function measure(cmd, argv) {
 }
 
 async function bundle() {
-  mkdirSync(BUILD, { recursive: true });
-  await build({
-    entryPoints: [join(BENCH, 'lib', 'large_models.ts'), join(BENCH, 'lib', 'large_child.ts')],
-    outdir: BUILD,
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'cjs',
-    external: ['vscode', 'onnxruntime-node', 'sharp'],
-    logLevel: 'warning',
-  });
+  await bundleBenchScripts([join(BENCH, 'lib', 'large_models.ts'), join(BENCH, 'lib', 'large_child.ts')], BUILD);
   for (const f of ['cli.js', 'host.js']) if (!existsSync(join(ROOT, 'dist', f))) throw new Error(`dist/${f} is missing: run \`npm run bench:large\` (it builds first)`);
 }
 

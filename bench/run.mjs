@@ -12,19 +12,14 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSy
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { benchArgs } from './lib/args.mjs';
+import { bundleBenchScripts } from './lib/bundle.mjs';
 import { engineFlops, engineRunFlops, forwardFlops, romeFlops, statedFloorFlops, sweepFloorFlops } from './lib/flops.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH, '..');
 const PY = '/usr/bin/python3';
-const args = process.argv.slice(2);
-const flag = (n) => args.includes(`--${n}`);
-const opt = (n, d) => {
-  const i = args.findIndex((a) => a === `--${n}` || a.startsWith(`--${n}=`));
-  if (i < 0) return d;
-  return args[i].includes('=') ? args[i].split('=')[1] : args[i + 1];
-};
+const { flag, opt } = benchArgs();
 const only = opt('only', 'all');
 const RUNS = Number(opt('runs', 3));
 const romeFraction = flag('rome-full') ? 1 : Number(opt('rome-fraction', 0.25));
@@ -88,17 +83,7 @@ async function prepare() {
   log('models: tools/make_bench_models.py (skips what is present)');
   const r = spawnSync(PY, [join(ROOT, 'tools', 'make_bench_models.py')], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
   if (r.status !== 0) throw new Error('make_bench_models.py failed');
-  mkdirSync(BUILD, { recursive: true });
-  await build({
-    entryPoints: [join(BENCH, 'lib', 'parse_child.ts'), join(BENCH, 'lib', 'trace_breakdown.ts')],
-    outdir: BUILD,
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'cjs',
-    external: ['vscode', 'onnxruntime-node', 'sharp'],
-    logLevel: 'warning',
-  });
+  await bundleBenchScripts([join(BENCH, 'lib', 'parse_child.ts'), join(BENCH, 'lib', 'trace_breakdown.ts')], BUILD);
   if (!existsSync(join(ROOT, 'dist', 'cli.js'))) throw new Error('dist/cli.js is missing: run `npm run bench` (it builds first)');
 }
 

@@ -4,7 +4,7 @@ import { discover } from '../../src/runtime/architecture/discover';
 import { openModel } from '../../src/runtime/inspect';
 import { HookedModel, PreparedSession } from '../../src/runtime/instrument/hookedModel';
 import { causalTrace, planBatches } from '../../src/runtime/methods/causalTrace';
-import type { TraceKind } from '../../src/runtime/methods/causalTrace';
+import type { TraceKind, TraceRequest } from '../../src/runtime/methods/causalTrace';
 import { OnnxGraph } from '../../src/runtime/onnx/graph';
 import { TextTokenizer } from '../../src/runtime/tokenizer';
 import { expected, fixture, flat, hasFixture, maxAbsDiff } from './helpers/fixtures';
@@ -57,29 +57,38 @@ test('batches of a suffix sweep: latest tokens first, a new run where its positi
   assert.ok(cost(suffix) < cost(plain.map((b) => b)), 'cheaper than full batches of the same jobs');
 });
 
-test('gpt2: when a suffix run does not reproduce the corrupted run, restorations fall back to full-length restarts with the same scores', { skip: !hasFixture('gpt2') && 'fixture not generated' }, async (t) => {
+/** Runs `fn` with every suffix run's last logits changed by `perturb` (a graph the rewrite got wrong). */
+async function withBrokenSuffixRuns<T>(perturb: (logits: Float32Array) => void, fn: () => Promise<T>): Promise<T> {
+  const run = PreparedSession.prototype.run;
+  PreparedSession.prototype.run = async function (this: PreparedSession, feeds, opts) {
+    const r = await run.call(this, feeds, opts);
+    if (opts?.start?.past && r.lastLogits) perturb(r.lastLogits.data as Float32Array);
+    return r;
+  };
+  try {
+    return await fn();
+  } finally {
+    PreparedSession.prototype.run = run;
+  }
+}
+
+/** The gpt2 fixture's residual trace with symmetric replacement, and its PyTorch reference. */
+function gpt2ReplaceTrace(t: { after(fn: () => unknown): void }): { hooked: HookedModel; tok: TextTokenizer; req: TraceRequest; ref: { scores: number[][] } } {
   const exp = expected('gpt2');
   const { model, graph, arch } = openModel(fixture('gpt2'));
   const hooked = new HookedModel(model, graph, arch);
   t.after(() => hooked.dispose());
-  const tok = TextTokenizer.load(fixture('gpt2'));
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const ref = (exp.causalTrace as any[]).find((r) => r.kind === 'residual' && r.corruption.type === 'replace');
-  const req = { prompt: exp.prompt.text, subject: exp.prompt.subject, target: exp.prompt.answer.text, corruption: { type: 'replace', subject: ref.corruption.subject } as const, kinds: ['residual' as TraceKind], window: ref.window };
-  // A graph whose suffix runs go wrong: every suffix run's logits are perturbed.
-  const run = PreparedSession.prototype.run;
-  PreparedSession.prototype.run = async function (this: PreparedSession, feeds, opts) {
-    const r = await run.call(this, feeds, opts);
-    if (opts?.start?.past && r.lastLogits) (r.lastLogits.data as Float32Array)[0] += 1;
-    return r;
-  };
-  try {
-    const [got] = await causalTrace(hooked, tok, req);
-    assert.equal(got.sweep.mode, 'restart');
-    assert.ok(maxAbsDiff(flat(got.scores), flat(ref.scores)) < 1e-4, 'scores still equal the reference');
-  } finally {
-    PreparedSession.prototype.run = run;
-  }
+  const req: TraceRequest = { prompt: exp.prompt.text, subject: exp.prompt.subject, target: exp.prompt.answer.text, corruption: { type: 'replace', subject: ref.corruption.subject }, kinds: ['residual'], window: ref.window };
+  return { hooked, tok: TextTokenizer.load(fixture('gpt2')), req, ref };
+}
+
+test('gpt2: when a suffix run does not reproduce the corrupted run, restorations fall back to full-length restarts with the same scores', { skip: !hasFixture('gpt2') && 'fixture not generated' }, async (t) => {
+  const { hooked, tok, req, ref } = gpt2ReplaceTrace(t);
+  const [got] = await withBrokenSuffixRuns((l) => void (l[0] += 1), () => causalTrace(hooked, tok, req));
+  assert.equal(got.sweep.mode, 'restart');
+  assert.ok(maxAbsDiff(flat(got.scores), flat(ref.scores)) < 1e-4, 'scores still equal the reference');
 });
 
 // A float16 model: a suffix run and the corrupted run differ by float16 rounding of the logits (an
@@ -95,45 +104,18 @@ test('stories260K in float16: noise traces run as suffix runs, with the scores o
     const got = await causalTrace(hooked, tok, { ...req, prompt });
     for (const r of got) assert.equal(r.sweep.mode, 'suffix', `${prompt}: ${r.kind} restorations ran as ${r.sweep.mode}`);
     // The same trace with suffix runs refused (every suffix run's logits perturbed): full-length restarts.
-    const run = PreparedSession.prototype.run;
-    PreparedSession.prototype.run = async function (this: PreparedSession, feeds, opts) {
-      const r = await run.call(this, feeds, opts);
-      if (opts?.start?.past && r.lastLogits) (r.lastLogits.data as Uint16Array)[0] = r.lastLogits.type === 'float16' ? 0x7bff : 65504;
-      return r;
-    };
-    try {
-      const ref = await causalTrace(hooked, tok, { ...req, prompt });
-      for (let k = 0; k < got.length; k++) {
-        assert.equal(ref[k].sweep.mode, 'restart');
-        const d = maxAbsDiff(flat(got[k].scores), flat(ref[k].scores));
-        assert.ok(d < 5e-3, `${prompt}: ${got[k].kind} scores differ from full-length restarts by ${d}`);
-      }
-    } finally {
-      PreparedSession.prototype.run = run;
+    const ref = await withBrokenSuffixRuns((l) => void ((l as unknown as Uint16Array)[0] = 0x7bff), () => causalTrace(hooked, tok, { ...req, prompt }));
+    for (let k = 0; k < got.length; k++) {
+      assert.equal(ref[k].sweep.mode, 'restart');
+      const d = maxAbsDiff(flat(got[k].scores), flat(ref[k].scores));
+      assert.ok(d < 5e-3, `${prompt}: ${got[k].kind} scores differ from full-length restarts by ${d}`);
     }
   }
 });
 
 test('gpt2: a suffix run whose logits are NaN (e.g. a query row left with no key to attend to) does not pass the probe', { skip: !hasFixture('gpt2') && 'fixture not generated' }, async (t) => {
-  const exp = expected('gpt2');
-  const { model, graph, arch } = openModel(fixture('gpt2'));
-  const hooked = new HookedModel(model, graph, arch);
-  t.after(() => hooked.dispose());
-  const tok = TextTokenizer.load(fixture('gpt2'));
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  const ref = (exp.causalTrace as any[]).find((r) => r.kind === 'residual' && r.corruption.type === 'replace');
-  const req = { prompt: exp.prompt.text, subject: exp.prompt.subject, target: exp.prompt.answer.text, corruption: { type: 'replace', subject: ref.corruption.subject } as const, kinds: ['residual' as TraceKind], window: ref.window };
-  const run = PreparedSession.prototype.run;
-  PreparedSession.prototype.run = async function (this: PreparedSession, feeds, opts) {
-    const r = await run.call(this, feeds, opts);
-    if (opts?.start?.past && r.lastLogits) (r.lastLogits.data as Float32Array)[0] = NaN;
-    return r;
-  };
-  try {
-    const [got] = await causalTrace(hooked, tok, req);
-    assert.equal(got.sweep.mode, 'restart');
-    assert.ok(maxAbsDiff(flat(got.scores), flat(ref.scores)) < 1e-4, 'scores still equal the reference');
-  } finally {
-    PreparedSession.prototype.run = run;
-  }
+  const { hooked, tok, req, ref } = gpt2ReplaceTrace(t);
+  const [got] = await withBrokenSuffixRuns((l) => void (l[0] = NaN), () => causalTrace(hooked, tok, req));
+  assert.equal(got.sweep.mode, 'restart');
+  assert.ok(maxAbsDiff(flat(got.scores), flat(ref.scores)) < 1e-4, 'scores still equal the reference');
 });

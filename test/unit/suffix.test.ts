@@ -4,11 +4,32 @@ import { textFeeds } from '../../src/runtime/feeds';
 import { openModel } from '../../src/runtime/inspect';
 import { discover } from '../../src/runtime/architecture/discover';
 import { HookedModel } from '../../src/runtime/instrument/hookedModel';
+import type { PreparedSession, RunResult } from '../../src/runtime/instrument/hookedModel';
 import { OnnxGraph } from '../../src/runtime/onnx/graph';
 import { asFloat32, sliceAxis, tileRows } from '../../src/runtime/tensor';
 import type { HostTensor } from '../../src/runtime/tensor';
 import { expected, fixture, hasFixture, maxAbsDiff } from './helpers/fixtures';
 import { float16Stories, hasStories, STORIES } from './helpers/stories';
+
+/**
+ * Checks suffix runs of `s` against its full run `full` of `rows`: for each start block and
+ * token t0, the entry at positions t0.. and every later block's keys and values give the full
+ * run's last logits within `tol` of their scale.
+ */
+async function assertSuffixRuns(s: PreparedSession, full: RunResult, feeds: Record<string, HostTensor>, inputs: string[], blocks: number[], tokens: number[], tol: number): Promise<void> {
+  const want = asFloat32(full.lastLogits!);
+  const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 1);
+  const S = full.cache.get(inputs[0])!.dims[1];
+  for (const block of blocks) {
+    for (const t0 of tokens) {
+      const past: Record<string, HostTensor> = {};
+      for (const p of s.kvPoints!) if (p.block >= block) past[p.input] = full.kv!.get(p.input)!;
+      const r = await s.run(feeds, { start: { block, entry: sliceAxis(full.cache.get(inputs[block])!, 1, t0, S), past } });
+      const d = maxAbsDiff(asFloat32(r.lastLogits!), want);
+      assert.ok(d < tol * scale, `block ${block}, token ${t0}: logits differ by ${d}`);
+    }
+  }
+}
 
 // A run that starts at block s and token t0, fed the residual stream at positions t0.. and
 // every later block's keys and values from a full run (the graph keeps those before t0), gives
@@ -25,24 +46,15 @@ for (const name of ['gpt2', 'llama', 'gpt2-external']) {
     const points = s.kvPoints!;
     assert.equal(points.length, 2 * arch.layers, 'keys and values of every block');
     const full = await s.run(textFeeds(graph, [ids]), { fetch: inputs, fetchKv: true });
-    const scale = Math.max(...asFloat32(full.lastLogits!).map(Math.abs));
-    for (let block = 0; block < arch.layers; block++) {
-      for (const t0 of [1, Math.floor(S / 2), S - 1]) {
-        const resid = full.cache.get(inputs[block])!;
-        const past: Record<string, HostTensor> = {};
-        for (const p of points) if (p.block >= block) past[p.input] = full.kv!.get(p.input)!;
-        const r = await s.run(textFeeds(graph, [ids]), { start: { block, entry: sliceAxis(resid, 1, t0, S), past } });
-        const d = maxAbsDiff(asFloat32(r.lastLogits!), asFloat32(full.lastLogits!));
-        assert.ok(d < 1e-5 * Math.max(1, scale), `block ${block}, token ${t0}: logits differ by ${d}`);
-      }
-    }
+    const scale = asFloat32(full.lastLogits!).reduce((m, v) => Math.max(m, Math.abs(v)), 1);
+    await assertSuffixRuns(s, full, textFeeds(graph, [ids]), inputs, arch.blocks.map((b) => b.index), [1, Math.floor(S / 2), S - 1], 1e-5);
     // Prefixes fed once for rows that repeat them: the graph tiles them along the batch.
     const t0 = Math.floor(S / 2);
     const past: Record<string, HostTensor> = {};
     for (const p of points) past[p.input] = full.kv!.get(p.input)!;
     const three = await s.run(textFeeds(graph, [ids, ids, ids]), { start: { block: 0, entry: tileRows(sliceAxis(full.cache.get(inputs[0])!, 1, t0, S), 3), past } });
     const V = full.lastLogits!.dims[2];
-    for (let r = 0; r < 3; r++) assert.ok(maxAbsDiff(asFloat32(three.lastLogits!).subarray(r * V, (r + 1) * V), asFloat32(full.lastLogits!)) < 1e-5 * Math.max(1, scale), `row ${r} of 3 with a 1-row prefix`);
+    for (let r = 0; r < 3; r++) assert.ok(maxAbsDiff(asFloat32(three.lastLogits!).subarray(r * V, (r + 1) * V), asFloat32(full.lastLogits!)) < 1e-5 * scale, `row ${r} of 3 with a 1-row prefix`);
     const plain = await s.run(textFeeds(graph, [ids]), {});
     assert.equal(maxAbsDiff(asFloat32(plain.lastLogits!), asFloat32(full.lastLogits!)), 0, 'suffix off = the full run');
   });
@@ -59,17 +71,7 @@ test('stories260K: suffix runs cut rotary tables along their position axis and g
   const inputs = ['blocks.0.hook_resid_pre', ...arch.blocks.map((b) => `blocks.${b.index}.hook_resid_post`)];
   const s = await hooked.prepare({ capture: inputs, lastTokenLogits: true, suffix: true });
   const full = await s.run(textFeeds(graph, [ids, ids]), { fetch: inputs, fetchKv: true });
-  const want = asFloat32(full.lastLogits!);
-  const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 1);
-  for (let block = 0; block < arch.layers; block++) {
-    for (const t0 of [1, 3, S - 1]) {
-      const past: Record<string, HostTensor> = {};
-      for (const p of s.kvPoints!) if (p.block >= block) past[p.input] = full.kv!.get(p.input)!;
-      const r = await s.run(textFeeds(graph, [ids, ids]), { start: { block, entry: sliceAxis(full.cache.get(inputs[block])!, 1, t0, S), past } });
-      const d = maxAbsDiff(asFloat32(r.lastLogits!), want);
-      assert.ok(d < 1e-5 * scale, `block ${block}, token ${t0}: logits differ by ${d}`);
-    }
-  }
+  await assertSuffixRuns(s, full, textFeeds(graph, [ids, ids]), inputs, arch.blocks.map((b) => b.index), [1, 3, S - 1], 1e-5);
 });
 
 // The same model in float16 with its attention scores computed in float32 (queries and keys cast
@@ -82,22 +84,12 @@ test('stories260K in float16 with float32 attention scores: suffix runs give the
   const hooked = new HookedModel(model, graph, arch);
   t.after(() => hooked.dispose());
   const ids = [1, 403, 407, 261, 378, 429, 362];
-  const S = ids.length;
   const inputs = ['blocks.0.hook_resid_pre', ...arch.blocks.map((b) => `blocks.${b.index}.hook_resid_post`)];
   const s = await hooked.prepare({ capture: inputs, lastTokenLogits: true, suffix: true });
   const full = await s.run(textFeeds(graph, [ids]), { fetch: inputs, fetchKv: true });
   assert.equal(full.lastLogits!.type, 'float16');
-  const want = asFloat32(full.lastLogits!);
-  const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 1);
-  for (const block of [0, 2]) {
-    for (const t0 of [1, 4]) {
-      const past: Record<string, HostTensor> = {};
-      for (const p of s.kvPoints!) if (p.block >= block) past[p.input] = full.kv!.get(p.input)!;
-      const r = await s.run(textFeeds(graph, [ids]), { start: { block, entry: sliceAxis(full.cache.get(inputs[block])!, 1, t0, S), past } });
-      const d = maxAbsDiff(asFloat32(r.lastLogits!), want);
-      assert.ok(d < 4e-3 * scale, `block ${block}, token ${t0}: logits differ by ${d}`);
-    }
-  }
+  // (float16 logits: within a few of their ulps at this scale)
+  await assertSuffixRuns(s, full, textFeeds(graph, [ids]), inputs, [0, 2], [1, 4], 4e-3);
   const plain = await s.run(textFeeds(graph, [ids]), {});
-  assert.equal(maxAbsDiff(asFloat32(plain.lastLogits!), want), 0, 'suffix off = the full run');
+  assert.equal(maxAbsDiff(asFloat32(plain.lastLogits!), asFloat32(full.lastLogits!)), 0, 'suffix off = the full run');
 });

@@ -21,6 +21,7 @@
  * not be masked per layer; callers require prompts of equal token length (as LocoGen does).
  */
 import type { Architecture, AttentionInfo, LinearInfo } from '../architecture/types';
+import { downstream } from '../architecture/residual';
 import { InputError } from '../feeds';
 import type { OnnxGraph } from '../onnx/graph';
 import type { OnnxModel } from '../onnx/model';
@@ -53,25 +54,6 @@ export interface CrossStructure {
 
 /** Ops a linear layer's module may put between its input and the MatMul/Gemm. */
 const PASS_THROUGH = new Set(['Reshape', 'Flatten', 'Identity', 'Cast', 'Transpose']);
-
-/** Values reachable from `from` through any op except Shape/Size (activations, not shapes). */
-function downstream(graph: OnnxGraph, from: string[]): Set<string> {
-  const seen = new Set(from);
-  const queue = [...from];
-  while (queue.length) {
-    const v = queue.pop()!;
-    for (const c of graph.consumers.get(v) ?? []) {
-      if (c.op_type === 'Shape' || c.op_type === 'Size') continue;
-      for (const o of c.output) {
-        if (o && !seen.has(o)) {
-          seen.add(o);
-          queue.push(o);
-        }
-      }
-    }
-  }
-  return seen;
-}
 
 /** Graph inputs that `value` depends on (through any op). */
 function inputAncestors(graph: OnnxGraph, value: string): Set<string> {
