@@ -157,8 +157,11 @@ async function explorer() {
 }
 
 async function trace() {
-  const dir = join(DIR, 'gpt2-1g');
-  const info = await generate('gpt2-1g', dir);
+  // --trace-model gpt2-2g: the same measurement on a model over protobuf's 2 GB limit.
+  const name = opt('trace-model', 'gpt2-1g');
+  const dir = join(DIR, name);
+  const info = await generate(name, dir);
+  const { CONFIGS } = createRequire(import.meta.url)(join(BUILD, 'large_models.js'));
   const model = info.model;
   const words = `${TRACE.prompt} Paris London Rome`.split(' ');
   const { writeTokenizer } = createRequire(import.meta.url)(join(BUILD, 'large_models.js'));
@@ -173,8 +176,7 @@ async function trace() {
   // Activations of the largest batch onnxruntime holds at once: rows x tokens x the widest
   // per-layer intermediates (q/k/v 3d + MLP 4d + attention scores heads x S), float32, plus
   // the residual stream each restartable block hands on; a generous upper bound.
-  const d = 1536;
-  const heads = 12;
+  const { d, heads } = CONFIGS[name];
   const rows = Math.min(64, (TRACE.samples + 1) * L * S);
   const activations = rows * S * (3 * d + 4 * d + heads * S + 2 * d) * 4 * 2;
   const res = {

@@ -36,6 +36,8 @@ export const CONFIGS: Record<string, LlamaConfig | Gpt2Config> = {
   llama7b: { kind: 'llama', vocab: 32000, d: 4096, layers: 32, heads: 32, ffn: 11008, maxPos: 2048 },
   // GPT-2 layout at d 1536 (12 heads of 128), 9 layers, vocabulary 8192: 280 M parameters, 1.12 GB fp32.
   'gpt2-1g': { kind: 'gpt2', vocab: 8192, d: 1536, layers: 9, heads: 12, nPos: 1024 },
+  // Over protobuf's 2 GB: d 2048 (16 heads of 128), 12 layers: 621 M parameters, 2.49 GB fp32.
+  'gpt2-2g': { kind: 'gpt2', vocab: 8192, d: 2048, layers: 12, heads: 16, nPos: 1024 },
   // The same generators at toy size, to check that their graphs run and are discovered right.
   'llama-tiny': { kind: 'llama', vocab: 64, d: 32, layers: 2, heads: 4, ffn: 48, maxPos: 64 },
   'gpt2-tiny': { kind: 'gpt2', vocab: 64, d: 32, layers: 2, heads: 4, nPos: 64 },

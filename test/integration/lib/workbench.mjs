@@ -154,16 +154,26 @@ export async function selectedInLayerExplorer(page, label) {
   return (await sel.first().locator('.label-name').textContent()).trim();
 }
 
-/** Clicks an item of the open context menu (the keyboard when the click misses: the menu sits over a blocking layer); whether the menu closed. */
+/** Clicks an item of the open context menu (its own events, then the keyboard, when the click misses); whether that worked (false: the menu stayed open, or it was not the expected menu). */
 async function clickMenuItem(page, re, onOpen) {
   const menu = page.locator('.context-view .monaco-menu');
   await menu.waitFor({ timeout: 30_000 });
   const item = menu.locator('.action-item:not(.disabled) .action-label', { hasText: re }).first();
-  await item.waitFor({ timeout: 30_000 });
+  // A menu without the item is another target's (the tree moved under the pointer): not ours.
+  if (!(await item.waitFor({ timeout: 5_000 }).then(() => true, () => false))) return false;
   await onOpen?.();
-  try {
-    await item.click({ timeout: 5_000 });
-  } catch {
+  const closed = (ms) => menu.waitFor({ state: 'detached', timeout: ms }).then(() => true, () => false);
+  const clicked = await item.click({ timeout: 5_000 }).then(() => true, () => false);
+  if (clicked && (await closed(10_000))) return true;
+  // The click missed (a layer over the menu took it, or a busy workbench dropped it): the
+  // item's own mouse events, which the menu acts on wherever the pointer is.
+  if (await menu.isVisible().catch(() => false)) {
+    for (const type of ['mousedown', 'mouseup', 'click']) await item.dispatchEvent(type, { button: 0 }).catch(() => {});
+    if (await closed(3_000)) return true;
+  }
+  // Last, the keyboard, with focus moved into the menu first (a webview may hold it).
+  if (await menu.isVisible().catch(() => false)) {
+    await menu.focus().catch(() => {});
     for (let i = 0; i < 40; i++) {
       const text = await menu.locator('.action-item.focused').textContent({ timeout: 500 }).catch(() => '');
       if (re.test(text ?? '')) break;
@@ -171,21 +181,28 @@ async function clickMenuItem(page, re, onOpen) {
     }
     await page.keyboard.press('Enter');
   }
-  return menu.waitFor({ state: 'detached', timeout: 10_000 }).then(() => true, () => false);
+  return closed(10_000);
 }
 
 /**
- * Right-clicks `target` and chooses the context-menu item matching `re`. A busy workbench
+ * Right-clicks `target` (a locator, or a function finding it) and chooses the context-menu item matching `re`. A busy workbench
  * sometimes leaves the menu open (a webview that had focus keeps the keys): the menu is then
  * closed and opened again, with focus back on the workbench first. `onOpen` runs while the
  * menu shows (a screenshot).
  */
-export async function contextMenu(page, target, re, { onOpen } = {}) {
+export async function contextMenu(page, targetOrFind, re, { onOpen } = {}) {
   for (let attempt = 1; ; attempt++) {
+    // (A function finds the target afresh each time: tree rows are addressed by index, which
+    // moves when a folder above expands.)
+    const target = typeof targetOrFind === 'function' ? await targetOrFind() : targetOrFind;
     await page.evaluate(() => document.activeElement?.blur());
+    // (Let an expanding tree settle under the pointer before the right-click.)
+    await target.scrollIntoViewIfNeeded().catch(() => {});
+    await target.hover().catch(() => {});
+    await page.waitForTimeout(attempt * 300);
     await target.click({ button: 'right' });
     if (await clickMenuItem(page, re, onOpen)) return;
-    if (attempt >= 3) throw new Error(`the context menu stayed open after choosing ${re}`);
+    if (attempt >= 4) throw new Error(`the context menu did not offer or did not take ${re}`);
     await page.keyboard.press('Escape');
     await page.locator('.context-view .monaco-menu').waitFor({ state: 'detached', timeout: 10_000 }).catch(() => {});
   }
@@ -207,12 +224,15 @@ export async function openFromExplorer(page, dir, file = 'model.onnx') {
     await page.locator('.activitybar .action-item a[aria-label^="Explorer"], .activitybar .action-item[aria-label^="Explorer"]').first().click();
     await explorer.waitFor({ timeout: 20_000 }).catch(() => {});
   }
-  const folder = await waitTreeRow(explorer, { label: dir, level: 1 });
-  await expand(folder);
-  const at = Number(await folder.getAttribute('data-index'));
-  const f = await waitTreeRow(explorer, { label: file, level: 2, after: at }, 30_000);
+  await expand(await waitTreeRow(explorer, { label: dir, level: 1 }));
+  const find = async () => {
+    const folder = await waitTreeRow(explorer, { label: dir, level: 1 });
+    const at = Number(await folder.getAttribute('data-index'));
+    return waitTreeRow(explorer, { label: file, level: 2, after: at }, 30_000);
+  };
+  await find();
   await page.locator(MECHANIST_ICON).first().waitFor({ timeout: 60_000 });
-  await contextMenu(page, f, /Open Model/);
+  await contextMenu(page, find, /Open Model/);
   // Opening focuses the Layer Explorer and reveals (selects) the model's row.
   const view = layerExplorer(page);
   await view.waitFor({ timeout: 90_000 });
