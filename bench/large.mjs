@@ -22,6 +22,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
 import { benchArgs } from './lib/args.mjs';
 import { bundleBenchScripts } from './lib/bundle.mjs';
 
