@@ -63,7 +63,7 @@ export function answerBadge(text: string): HTMLElement {
 
 /** A definition list of facts: [term, ...value parts]. */
 export function facts(rows: [string, ...(Node | string)[]][]): HTMLElement {
-  const dl = h('dl', { class: 'att-facts' });
+  const dl = h('dl', { class: 'facts att-facts' });
   for (const [term, ...value] of rows) dl.append(h('dt', {}, term), h('dd', {}, ...value));
   return dl;
 }
@@ -88,7 +88,7 @@ export function header(ctx: ViewContext, title: string, parts: Node[], opts: { t
     button('Export CSV', () => ctx.exportData('csv'), { title: 'Save the numbers as CSV' }),
     button('Export JSON', () => ctx.exportData('json'), { title: 'Save the run as JSON' }),
   );
-  return h('header', { class: 'att-header' }, h('h1', {}, title), ...parts, toolbar);
+  return h('header', { class: 'panel-header att-header' }, h('h1', {}, title), ...parts, toolbar);
 }
 
 /** A section with a heading row (title + buttons). */

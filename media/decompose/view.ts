@@ -69,7 +69,7 @@ function swatch(color: Rgba): HTMLElement {
 const basename = (p: string): string => p.split(/[\\/]/).pop() ?? p;
 
 function header(run: DecomposeRun, state: DecomposeViewState, actions: DecomposeActions): HTMLElement {
-  const facts = h('dl', { class: 'dec-facts' });
+  const facts = h('dl', { class: 'facts dec-facts' });
   const fact = (term: string, ...value: (Node | string)[]) => facts.append(h('dt', {}, term), h('dd', {}, ...value));
   fact('Image', h('span', { class: 'mono path', title: run.image }, run.image));
   fact('Model', h('span', { class: 'mono path', title: run.modelPath }, run.modelPath));
@@ -105,7 +105,7 @@ function header(run: DecomposeRun, state: DecomposeViewState, actions: Decompose
     button('Export CSV', () => actions.exportData('csv'), { title: 'Save every component’s numbers as CSV' }),
     button('Export JSON', () => actions.exportData('json'), { title: 'Save the run as JSON' }),
   );
-  return h('header', { class: 'dec-header' }, h('h1', {}, `Decomposition of ${basename(run.image)}`), facts, toolbar);
+  return h('header', { class: 'panel-header dec-header' }, h('h1', {}, `Decomposition of ${basename(run.image)}`), facts, toolbar);
 }
 
 /** The accessible table of components: rank, name, kind, layer, head, norm, score, best description. */

@@ -35,7 +35,7 @@ function fileStatus(v: EditView): HTMLElement {
 
 function header(v: EditView, actions: EditActions): HTMLElement {
   const r = v.run.result;
-  const facts = h('dl', { class: 'edit-facts' });
+  const facts = h('dl', { class: 'facts edit-facts' });
   const fact = (term: string, ...value: (Node | string)[]) => facts.append(h('dt', {}, term), h('dd', {}, ...value));
   const kind = r.kind === 'language-model' ? 'language model' : r.kind === 'encoder-decoder' ? 'encoder-decoder' : 'text encoder';
   const reveal = h('a', { href: '#', class: 'edit-link', title: 'Select this layer in the Layer Explorer' }, 'reveal');
@@ -68,7 +68,7 @@ function header(v: EditView, actions: EditActions): HTMLElement {
   );
   return h(
     'header',
-    { class: 'edit-header' },
+    { class: 'panel-header edit-header' },
     h('h1', {}, 'Concept edit'),
     h('p', { class: 'edit-concepts' }, h('span', { class: 'edit-source' }, r.source), h('span', { class: 'edit-arrow', 'aria-label': 'to' }, ' → '), h('span', { class: 'edit-target' }, r.target)),
     facts,

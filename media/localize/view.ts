@@ -45,7 +45,7 @@ export function metricText(r: LocalizeResult): string {
 
 function header(run: LocalizeRun, state: LocalizeViewState, actions: LocalizeActions): HTMLElement {
   const r = run.result;
-  const facts = h('dl', { class: 'loc-facts' });
+  const facts = h('dl', { class: 'facts loc-facts' });
   const fact = (term: string, ...value: (Node | string)[]) => facts.append(h('dt', {}, term), h('dd', {}, ...value));
   fact('Original', h('span', { class: 'mono' }, run.prompt), r.originalAnswer ? h('span', { class: 'muted' }, ` → top prediction ${JSON.stringify(r.originalAnswer.text)}`) : '');
   fact('Target', h('span', { class: 'mono' }, run.targetPrompt));
@@ -65,7 +65,7 @@ function header(run: LocalizeRun, state: LocalizeViewState, actions: LocalizeAct
     button('Export CSV', () => actions.exportData('csv'), { title: 'Save the scores as CSV' }),
     button('Export JSON', () => actions.exportData('json'), { title: 'Save the run as JSON' }),
   );
-  return h('header', { class: 'loc-header' }, h('h1', {}, 'Cross-attention localization'), facts, toolbar);
+  return h('header', { class: 'panel-header loc-header' }, h('h1', {}, 'Cross-attention localization'), facts, toolbar);
 }
 
 function table(run: LocalizeRun, selected: number, complement: boolean, actions: LocalizeActions): HTMLElement {

@@ -50,7 +50,7 @@ function promptLine(run: TraceRun, answer: string | undefined): HTMLElement {
 
 function header(run: TraceRun, view: 'chart' | 'table', actions: TraceActions): HTMLElement {
   const first = run.results[0];
-  const facts = h('dl', { class: 'trace-facts' });
+  const facts = h('dl', { class: 'facts trace-facts' });
   const fact = (term: string, ...value: (Node | string)[]) => facts.append(h('dt', {}, term), h('dd', {}, ...value));
   if (first) {
     const [s0, s1] = first.subjectRange;
@@ -74,7 +74,7 @@ function header(run: TraceRun, view: 'chart' | 'table', actions: TraceActions): 
     button('Export CSV', () => actions.exportData('csv'), { title: 'Save all scores as CSV' }),
     button('Export JSON', () => actions.exportData('json'), { title: 'Save the run as JSON' }),
   );
-  return h('header', { class: 'trace-header' }, h('h1', {}, 'Causal trace'), promptLine(run, first?.answer.text), facts, toolbar);
+  return h('header', { class: 'panel-header trace-header' }, h('h1', {}, 'Causal trace'), promptLine(run, first?.answer.text), facts, toolbar);
 }
 
 /** The accessible table of one result: rows = tokens, columns = layers, cells coloured like the heatmap. */
