@@ -5,6 +5,7 @@
  */
 import { BarController, BarElement, CategoryScale, Chart, Legend, LinearScale, Tooltip } from 'chart.js';
 import type { ChartConfiguration, Plugin, TooltipItem } from 'chart.js';
+import { chartFont, tooltipStyle } from './heatmap';
 import type { HeatmapTheme } from './heatmap';
 import { toCss } from './theme';
 import type { Rgba } from './theme';
@@ -75,7 +76,7 @@ export class BarChart {
     const fg = toCss(theme.foreground);
     const muted = toCss(theme.muted);
     const grid = toCss({ ...theme.border, a: 0.35 });
-    const font = { family: theme.fontFamily, size: Math.max(11, theme.fontSize - 1) };
+    const font = chartFont(theme);
     const format = opts.format ?? ((v: number) => v.toFixed(4));
     const valueAxis = horizontal ? 'x' : 'y';
     const categoryAxis = horizontal ? 'y' : 'x';
@@ -121,15 +122,7 @@ export class BarChart {
             labels: { color: fg, font, boxWidth: 12, boxHeight: 12 },
           },
           tooltip: {
-            displayColors: false,
-            backgroundColor: toCss(theme.hoverBackground),
-            titleColor: toCss(theme.hoverForeground),
-            bodyColor: toCss(theme.hoverForeground),
-            borderColor: toCss(theme.hoverBorder),
-            borderWidth: 1,
-            cornerRadius: 3,
-            titleFont: { family: theme.monoFamily, size: font.size, weight: 'bold' },
-            bodyFont: font,
+            ...tooltipStyle(theme),
             callbacks: {
               title: (items: TooltipItem<'bar'>[]) => {
                 const it = items[0];

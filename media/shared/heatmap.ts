@@ -29,6 +29,27 @@ export interface HeatmapTheme {
   monoFamily: string;
 }
 
+/** The chart font: the editor's family, one point smaller (at least 11 px). */
+export function chartFont(theme: HeatmapTheme): { family: string; size: number } {
+  return { family: theme.fontFamily, size: Math.max(11, theme.fontSize - 1) };
+}
+
+/** Tooltip colours and fonts from the theme (VS Code's hover widget), shared by every chart. */
+export function tooltipStyle(theme: HeatmapTheme) {
+  const font = chartFont(theme);
+  return {
+    displayColors: false,
+    backgroundColor: toCss(theme.hoverBackground),
+    titleColor: toCss(theme.hoverForeground),
+    bodyColor: toCss(theme.hoverForeground),
+    borderColor: toCss(theme.hoverBorder),
+    borderWidth: 1,
+    cornerRadius: 3,
+    titleFont: { family: theme.monoFamily, size: font.size, weight: 'bold' as const },
+    bodyFont: font,
+  };
+}
+
 /** Reads the heatmap theme from the --vscode-* variables (call again after a theme change). */
 export function readHeatmapTheme(): HeatmapTheme {
   const background = themeColor(['--vscode-editor-background', '--vscode-sideBar-background'], '#1e1e1e');
@@ -170,7 +191,7 @@ export class Heatmap {
     const valueAt = (i: number) => data[i]?.v ?? NaN;
     const fg = toCss(theme.foreground);
     const muted = toCss(theme.muted);
-    const font = { family: theme.fontFamily, size: Math.max(11, theme.fontSize - 1) };
+    const font = chartFont(theme);
     const tickLabel = (labels: string[], v: number | string) => labels[Number(v)] ?? '';
 
     const config: ChartConfiguration<'matrix'> = {
@@ -206,15 +227,7 @@ export class Heatmap {
         },
         plugins: {
           tooltip: {
-            displayColors: false,
-            backgroundColor: toCss(theme.hoverBackground),
-            titleColor: toCss(theme.hoverForeground),
-            bodyColor: toCss(theme.hoverForeground),
-            borderColor: toCss(theme.hoverBorder),
-            borderWidth: 1,
-            cornerRadius: 3,
-            titleFont: { family: theme.monoFamily, size: font.size, weight: 'bold' },
-            bodyFont: font,
+            ...tooltipStyle(theme),
             callbacks: {
               title: (items: TooltipItem<'matrix'>[]) => {
                 const i = items[0]?.dataIndex ?? 0;
