@@ -17,7 +17,7 @@ import { renderPatterns } from './patterns';
 
 const vscode = vscodeApi<AttentionViewState>();
 const rpc = createRpc<AttentionRequest, AttentionResponses>(vscode);
-const { content, status, say, failed } = panelShell('att');
+const { content, status, failed, exported } = panelShell('att');
 
 const saved = vscode.getState();
 let state: UiState = { view: saved?.view === 'table' ? 'table' : 'chart', head: saved?.head, cell: saved?.cell };
@@ -45,16 +45,10 @@ const ctx: ViewContext = {
     rpc.request({ method: 'reveal', layer, head, part }).catch(failed('Reveal'));
   },
   exportData(format) {
-    rpc
-      .request({ method: 'export', format })
-      .then((r) => r.saved && say(`Saved ${r.saved}`))
-      .catch(failed('Export'));
+    exported(rpc.request({ method: 'export', format }));
   },
   exportPng(name, pngDataUrl) {
-    rpc
-      .request({ method: 'export', format: 'png', name, pngDataUrl })
-      .then((r) => r.saved && say(`Saved ${r.saved}`))
-      .catch(failed('Export'));
+    exported(rpc.request({ method: 'export', format: 'png', name, pngDataUrl }));
   },
   setState(patch, rerender = false) {
     const toggled = patch.view !== undefined && patch.view !== state.view;

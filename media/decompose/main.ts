@@ -13,7 +13,7 @@ import type { DecomposeActions } from './view';
 
 const vscode = vscodeApi<DecomposeViewState>();
 const rpc = createRpc<DecomposeRequest, DecomposeResponses>(vscode);
-const { content, status, say, failed } = panelShell('dec');
+const { content, status, say, failed, exported } = panelShell('dec');
 
 const saved = vscode.getState();
 let state: DecomposeViewState = {
@@ -54,16 +54,10 @@ const actions: DecomposeActions = {
     again?.focus();
   },
   exportData(format) {
-    rpc
-      .request({ method: 'export', format })
-      .then((r) => r.saved && say(`Saved ${r.saved}`))
-      .catch(failed('Export'));
+    exported(rpc.request({ method: 'export', format }));
   },
   exportPng(what, pngDataUrl) {
-    rpc
-      .request({ method: 'export', format: 'png', what, pngDataUrl })
-      .then((r) => r.saved && say(`Saved ${r.saved}`))
-      .catch(failed('Export'));
+    exported(rpc.request({ method: 'export', format: 'png', what, pngDataUrl }));
   },
 };
 

@@ -13,7 +13,7 @@ import type { EditActions } from './view';
 
 const vscode = vscodeApi<EditViewState>();
 const rpc = createRpc<EditRequest, EditResponses>(vscode);
-const { content, status, say, failed } = panelShell('edit');
+const { content, status, say, failed, exported } = panelShell('edit');
 
 let view: EditView | undefined;
 
@@ -44,10 +44,7 @@ const actions: EditActions = {
       .catch(failed('Reveal'));
   },
   exportJson() {
-    rpc
-      .request({ method: 'export', format: 'json' })
-      .then((r) => r.saved && say(`Saved ${r.saved}`))
-      .catch(failed('Export'));
+    exported(rpc.request({ method: 'export', format: 'json' }));
   },
 };
 

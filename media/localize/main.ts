@@ -12,7 +12,7 @@ import type { LocalizeActions } from './view';
 
 const vscode = vscodeApi<LocalizeViewState>();
 const rpc = createRpc<LocalizeRequest, LocalizeResponses>(vscode);
-const { content, status, say, failed } = panelShell('loc');
+const { content, status, say, failed, exported } = panelShell('loc');
 
 const saved = vscode.getState();
 let state: LocalizeViewState = { runId: saved?.runId ?? '', view: saved?.view === 'table' ? 'table' : 'chart', selected: saved?.selected, complement: !!saved?.complement };
@@ -49,16 +49,10 @@ const actions: LocalizeActions = {
     again?.focus();
   },
   exportData(format) {
-    rpc
-      .request({ method: 'export', format })
-      .then((r) => r.saved && say(`Saved ${r.saved}`))
-      .catch(failed('Export'));
+    exported(rpc.request({ method: 'export', format }));
   },
   exportPng(pngDataUrl) {
-    rpc
-      .request({ method: 'export', format: 'png', pngDataUrl })
-      .then((r) => r.saved && say(`Saved ${r.saved}`))
-      .catch(failed('Export'));
+    exported(rpc.request({ method: 'export', format: 'png', pngDataUrl }));
   },
 };
 

@@ -11,6 +11,8 @@ export interface Shell {
   say(text: string, error?: boolean): void;
   /** A rejection handler that says "<what> failed: <reason>". */
   failed(what: string): (e: unknown) => void;
+  /** Says where an export request saved its file ("Saved <path>"), or why it failed. */
+  exported(request: Promise<{ saved?: string }>): void;
 }
 
 /** Fills #app with `<div class={prefix}>` and `<p class={prefix}-status>`. */
@@ -23,5 +25,9 @@ export function panelShell(prefix: string): Shell {
     status.textContent = text;
     status.classList.toggle('error', error);
   };
-  return { content, status, say, failed: (what) => (e) => say(`${what} failed: ${e instanceof Error ? e.message : String(e)}`, true) };
+  const failed = (what: string) => (e: unknown) => say(`${what} failed: ${e instanceof Error ? e.message : String(e)}`, true);
+  const exported = (request: Promise<{ saved?: string }>): void => {
+    request.then((r) => r.saved && say(`Saved ${r.saved}`)).catch(failed('Export'));
+  };
+  return { content, status, say, failed, exported };
 }

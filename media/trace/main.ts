@@ -12,7 +12,7 @@ import type { TraceActions } from './view';
 
 const vscode = vscodeApi<TraceViewState>();
 const rpc = createRpc<TraceRequest, TraceResponses>(vscode);
-const { content, status, say, failed } = panelShell('trace');
+const { content, status, failed, exported } = panelShell('trace');
 
 let view: TraceViewState['view'] = vscode.getState()?.view === 'table' ? 'table' : 'chart';
 let run: TraceRun | undefined;
@@ -28,16 +28,10 @@ const actions: TraceActions = {
     rpc.request({ method: 'reveal', kind, layer, token }).catch(failed('Reveal'));
   },
   exportData(format) {
-    rpc
-      .request({ method: 'export', format })
-      .then((r) => r.saved && say(`Saved ${r.saved}`))
-      .catch(failed('Export'));
+    exported(rpc.request({ method: 'export', format }));
   },
   exportPng(kind, pngDataUrl) {
-    rpc
-      .request({ method: 'export', format: 'png', kind, pngDataUrl })
-      .then((r) => r.saved && say(`Saved ${r.saved}`))
-      .catch(failed('Export'));
+    exported(rpc.request({ method: 'export', format: 'png', kind, pngDataUrl }));
   },
   setView(next) {
     view = next;
