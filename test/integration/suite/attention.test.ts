@@ -9,9 +9,8 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import * as vscode from 'vscode';
 import { until } from './until';
-import { fixtureDir, repoRoot } from './fixtures';
+import { activatedApi, fixtureDir, repoRoot } from './fixtures';
 
-const EXTENSION_ID = 'mechanist.mechanist';
 const PROMPT = 'The home city of Zorwynquill is';
 const TOL = 1e-5;
 
@@ -60,13 +59,7 @@ function close(a: unknown, b: unknown, what: string): void {
   a.forEach((x, i) => close(x, b[i], `${what}[${i}]`));
 }
 
-async function api(): Promise<Api> {
-  const ext = vscode.extensions.getExtension<Api>(EXTENSION_ID);
-  assert.ok(ext, `extension ${EXTENSION_ID} is not loaded`);
-  const exports = await ext.activate();
-  assert.equal(typeof exports.attention, 'function', 'the API has no attention()');
-  return exports;
-}
+const api = (): Promise<Api> => activatedApi<Api>('attention');
 
 describe('Attention features', function () {
   this.timeout(120_000);

@@ -4,11 +4,9 @@
 // and a head selected in the Layer Explorer is highlighted in the model's open panels.
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
-import * as vscode from 'vscode';
 import { until } from './until';
-import { cli, fixtureDir } from './fixtures';
+import { activatedApi, cli, fixtureDir } from './fixtures';
 
-const EXTENSION_ID = 'mechanist.mechanist';
 const TOL = 1e-5;
 const DESCRIPTIONS = ['red', 'green', 'blue', 'yellow'];
 
@@ -67,13 +65,7 @@ function close(a: unknown, b: unknown, what: string): void {
   a.forEach((x, i) => close(x, b[i], `${what}[${i}]`));
 }
 
-async function api(): Promise<Api> {
-  const ext = vscode.extensions.getExtension<Api>(EXTENSION_ID);
-  assert.ok(ext, `extension ${EXTENSION_ID} is not loaded`);
-  const exports = await ext.activate();
-  assert.equal(typeof exports.decompose, 'function', 'the API has no decompose()');
-  return exports;
-}
+const api = (): Promise<Api> => activatedApi<Api>('decompose');
 
 describe('Decomposition', function () {
   this.timeout(120_000);

@@ -10,11 +10,9 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as vscode from 'vscode';
 import { until } from './until';
-import { cli, fixtureDir } from './fixtures';
+import { activatedApi, cli, fixtureDir } from './fixtures';
 
-const EXTENSION_ID = 'mechanist.mechanist';
 const TOL = 1e-4;
 
 interface EncoderReport {
@@ -79,13 +77,7 @@ function sha256(file: string): string {
   return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
-async function api(): Promise<Api> {
-  const ext = vscode.extensions.getExtension<Api>(EXTENSION_ID);
-  assert.ok(ext, `extension ${EXTENSION_ID} is not loaded`);
-  const exports = await ext.activate();
-  assert.equal(typeof exports.edit, 'function', 'the API has no edit()');
-  return exports;
-}
+const api = (): Promise<Api> => activatedApi<Api>('edit');
 
 describe('Concept edit', function () {
   this.timeout(120_000);

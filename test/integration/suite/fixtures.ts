@@ -24,3 +24,14 @@ export function cli<T>(...args: string[]): T {
   const out = execFileSync(process.execPath, [bin, ...args, '--json', '--quiet'], { encoding: 'utf8', env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' }, maxBuffer: 64 << 20 });
   return JSON.parse(out) as T;
 }
+
+export const EXTENSION_ID = 'mechanist.mechanist';
+
+/** The extension's test API once activated, checked to offer `method`. */
+export async function activatedApi<T>(method: string): Promise<T> {
+  const ext = vscode.extensions.getExtension<T>(EXTENSION_ID);
+  assert.ok(ext, `extension ${EXTENSION_ID} is not loaded`);
+  const exports = await ext.activate();
+  assert.equal(typeof (exports as Record<string, unknown>)[method], 'function', `the API has no ${method}()`);
+  return exports;
+}

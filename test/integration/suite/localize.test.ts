@@ -12,9 +12,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { until } from './until';
-import { cli, fixtureDir } from './fixtures';
+import { activatedApi, cli, fixtureDir } from './fixtures';
 
-const EXTENSION_ID = 'mechanist.mechanist';
 const TOL = 1e-5;
 const PROMPT = 'the big ball is red';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mechanist-localize-edit-'));
@@ -77,13 +76,7 @@ function close(a: number[], b: number[], what: string): void {
   a.forEach((x, i) => assert.ok(Math.abs(x - b[i]) <= TOL, `${what}[${i}]: ${x} vs ${b[i]}`));
 }
 
-async function api(): Promise<Api> {
-  const ext = vscode.extensions.getExtension<Api>(EXTENSION_ID);
-  assert.ok(ext, `extension ${EXTENSION_ID} is not loaded`);
-  const exports = await ext.activate();
-  assert.equal(typeof exports.localize, 'function', 'the API has no localize()');
-  return exports;
-}
+const api = (): Promise<Api> => activatedApi<Api>('localize');
 
 describe('Localization', function () {
   this.timeout(120_000);
