@@ -17,6 +17,7 @@ import type { OnnxGraph } from '../onnx/graph';
 import { DataType } from '../onnx/types';
 import type { GraphProto, NodeProto, TensorProto, ValueInfoProto } from '../onnx/types';
 import type { HostTensor } from '../tensor';
+import { placeholder } from './placeholder';
 import { addSuffixRuns, SUFFIX_INPUT } from './suffix';
 import type { SuffixInfo } from './suffix';
 
@@ -263,8 +264,8 @@ function topoSort(nodes: NodeProto[]): NodeProto[] {
 /** Feeds that run every block (start 0; the entry is unused). */
 export function restartDefaults(floatType: number): Record<string, HostTensor> {
   return {
-    [START_INPUT]: { type: 'int64', data: new BigInt64Array(1), dims: [] },
-    [ENTRY_INPUT]: floatType === DataType.FLOAT16 ? { type: 'float16', data: new Uint16Array(1), dims: [] } : { type: 'float32', data: new Float32Array(1), dims: [] },
+    [START_INPUT]: placeholder(DataType.INT64),
+    [ENTRY_INPUT]: placeholder(floatType === DataType.FLOAT16 ? DataType.FLOAT16 : DataType.FLOAT),
   };
 }
 

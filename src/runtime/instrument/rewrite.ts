@@ -18,6 +18,7 @@ import { DataType } from '../onnx/types';
 import type { HostTensor } from '../tensor';
 import type { BlockInfo } from '../architecture/types';
 import { addScoreMasks } from './knockout';
+import { placeholder } from './placeholder';
 import { RestartUnsupported, makeRestartable } from './restart';
 import { SKIP_NORMS } from '../architecture/residual';
 import { unfuseSkipNorm } from '../architecture/unfuse';
@@ -100,30 +101,11 @@ function scalarTensor(name: string, dataType: number, bytes: Uint8Array, dims: n
 export function patchDefaults(inst: Pick<Instrumented, 'patchInputs'> & Partial<Pick<Instrumented, 'scoreMasks'>>): Record<string, HostTensor> {
   const feeds: Record<string, HostTensor> = {};
   for (const p of inst.patchInputs.values()) {
-    feeds[p.mask] = scalar(p.maskType);
-    feeds[p.value] = scalar(p.elemType);
+    feeds[p.mask] = placeholder(p.maskType);
+    feeds[p.value] = placeholder(p.elemType);
   }
-  for (const m of inst.scoreMasks?.values() ?? []) feeds[m.input] = scalar(m.elemType);
+  for (const m of inst.scoreMasks?.values() ?? []) feeds[m.input] = placeholder(m.elemType);
   return feeds;
-}
-
-function scalar(dataType: number): HostTensor {
-  switch (dataType) {
-    case DataType.BOOL:
-      return { type: 'bool', data: new Uint8Array(1), dims: [] };
-    case DataType.FLOAT16:
-      return { type: 'float16', data: new Uint16Array(1), dims: [] };
-    case DataType.DOUBLE:
-      return { type: 'float64', data: new Float64Array(1), dims: [] };
-    case DataType.INT32:
-      return { type: 'int32', data: new Int32Array(1), dims: [] };
-    case DataType.INT64:
-      return { type: 'int64', data: new BigInt64Array(1), dims: [] };
-    case DataType.UINT8:
-      return { type: 'uint8', data: new Uint8Array(1), dims: [] };
-    default:
-      return { type: 'float32', data: new Float32Array(1), dims: [] };
-  }
 }
 
 /** The initializer list of the rewritten model: large inline weights become references into the original file. */
