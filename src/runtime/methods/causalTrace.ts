@@ -175,13 +175,7 @@ export async function causalTrace(hooked: HookedModel, tok: TextTokenizer, req: 
   /** Patches that corrupt `rows` rows that repeat the `samples` corrupted rows in order. */
   const corruptPatches = (rows: number): Patch[] => {
     if (!embedValue) return [];
-    const D = embedValue.dims[2];
-    const perRow = embedValue.data.length / samples;
-    const Ctor = embedValue.data.constructor as new (n: number) => Float32Array | Uint16Array;
-    const data = new Ctor(rows * perRow);
-    for (let r = 0; r < rows; r++) data.set((embedValue.data as Float32Array | Uint16Array).subarray((r % samples) * perRow, (r % samples + 1) * perRow), r * perRow);
-    const value: HostTensor = { type: embedValue.type, data, dims: [rows, S, D] };
-    return [{ hook: 'hook_embed', rows: range(rows), positions: range(s0, s1), value }];
+    return [{ hook: 'hook_embed', rows: range(rows), positions: range(s0, s1), value: tileRows(embedValue, rows) }];
   };
 
   progress?.report({ message: 'corrupted run' });
