@@ -13,7 +13,7 @@ import type { OpenSession, ProviderChoice } from '../session';
 import { size } from '../tensor';
 import type { HostTensor } from '../tensor';
 import { cachedGraph } from './graphCache';
-import { instrument, patchDefaults } from './rewrite';
+import { instrument, normsToUnfuse, patchDefaults } from './rewrite';
 import { restartDefaults, restartFeeds } from './restart';
 import { suffixFeeds } from './suffixFeeds';
 import type { KvPoint } from './suffix';
@@ -122,11 +122,7 @@ export class HookedModel {
     // (Options join the key only when used, so existing on-disk cache keys stay valid. Restartable
     // graphs carry the version of their rewrite: the cache outlives the code that wrote it.)
     // Graphs that unfuse a patched Skip norm's sum (rewrite.ts) did not do so before: their key says so.
-    const unfused = n.patch.some((h) => {
-      const t = this.arch.hookPoints.find((x) => x.name === h)?.tensor ?? h; // (unknown names fail in build)
-      const p = this.graph.producer.get(t);
-      return !!p && /^Skip.*Normalization$/.test(p.op_type);
-    });
+    const unfused = normsToUnfuse(this.graph, n.patch.map((h) => this.arch.hookPoints.find((x) => x.name === h)?.tensor ?? h)).size > 0; // (unknown names fail in build)
     const key = JSON.stringify({ capture: n.capture, patch: n.patch, last: n.last, ...(n.knockout.length ? { knockout: n.knockout } : {}), ...(n.restart ? { restart: RESTART_REWRITE } : {}), ...(n.suffix ? { suffix: true } : {}), ...(unfused ? { unfused: 1 } : {}) });
     let s = this.sessions.get(key);
     if (!s) {

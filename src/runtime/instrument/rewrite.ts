@@ -128,6 +128,15 @@ function externalized(model: OnnxModel, inits: TensorProto[]): TensorProto[] {
   });
 }
 
+/**
+ * The fused Skip*LayerNormalization nodes whose residual sum is among the patched values: they
+ * are unfused (Add, then the norm of that sum), so the normalised copy the next layer reads
+ * follows the patch.
+ */
+export function normsToUnfuse(graph: OnnxGraph, patch: string[]): Set<NodeProto> {
+  return new Set(patch.map((v) => graph.producer.get(v)).filter((p, i): p is NodeProto => !!p && SKIP_NORMS.has(p.op_type) && p.output[0] !== patch[i]));
+}
+
 /** Rewrites the model per `spec`. The original proto is not modified. */
 export function instrument(model: OnnxModel, graph: OnnxGraph, spec: InstrumentSpec): Instrumented {
   const floatType = activationType(graph);
@@ -135,9 +144,7 @@ export function instrument(model: OnnxModel, graph: OnnxGraph, spec: InstrumentS
   const known = (v: string): boolean => graph.producer.has(v) || graph.types.has(v) || g.input.some((i) => i.name === v);
   for (const v of [...spec.capture, ...spec.patch, ...(spec.scoreMasks ?? [])]) if (!known(v)) throw new Error(`no value named "${v}" in the graph`);
 
-  // A patched residual sum of a fused Skip*LayerNormalization: the node is unfused (Add, then
-  // the norm of that sum), so the normalised copy the next layer reads follows the patch.
-  const unfuse = new Set(spec.patch.map((v) => graph.producer.get(v)).filter((p, i): p is NodeProto => !!p && SKIP_NORMS.has(p.op_type) && p.output[0] !== spec.patch[i]));
+  const unfuse = normsToUnfuse(graph, spec.patch);
   if (unfuse.size && spec.restart) throw new RestartUnsupported('fused norms are unfused for patching, which moves nodes the restart partition counts by position');
   const nodes: NodeProto[] = g.node.flatMap((n) => (unfuse.has(n) ? unfuseSkipNorm(graph, n) : [n])).map((n) => ({ ...n, input: [...n.input] }));
   const inputs: ValueInfoProto[] = [...g.input];
