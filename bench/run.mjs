@@ -159,7 +159,9 @@ async function benchTrace() {
   // Where the time goes (also gives the rows the engine really ran, for its FLOP count).
   if (!flag('no-breakdown')) {
     log('breakdown: the same trace in one process with phase timers');
-    const b = await measure(process.execPath, [join(BUILD, 'trace_breakdown.js'), TRACE_MODEL, TRACE.prompt, TRACE.subject, String(TRACE.samples), String(TRACE.window)]);
+    // With the huge-page tunable the CLI (bin/mechanist.js) and the engine process start with.
+    const hugePages = process.platform === 'linux' && !process.env.GLIBC_TUNABLES && process.env.MECHANIST_HUGE_PAGES !== '0' ? { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' } : {};
+    const b = await measure(process.execPath, [join(BUILD, 'trace_breakdown.js'), TRACE_MODEL, TRACE.prompt, TRACE.subject, String(TRACE.samples), String(TRACE.window)], { env: { ...process.env, ...hugePages } });
     res.breakdown = JSON.parse(b.out);
     res.breakdown.processWallMs = b.wallMs;
     res.breakdown.cpuS = b.cpuS;

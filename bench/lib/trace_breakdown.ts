@@ -8,6 +8,7 @@
  * corrupted embeddings per batch, softmax over the vocabulary for every row).
  * Prints one JSON line. Args: <model.onnx> <prompt> <subject> <samples> <window> [threads]
  */
+import * as fs from 'node:fs';
 import { discover } from '../../src/runtime/architecture/discover';
 import { HookedModel, PreparedSession } from '../../src/runtime/instrument/hookedModel';
 import { causalTrace } from '../../src/runtime/methods/causalTrace';
@@ -17,6 +18,16 @@ import { TextTokenizer } from '../../src/runtime/tokenizer';
 
 const [file, prompt, subject, samplesArg, windowArg, threadsArg] = process.argv.slice(2);
 const now = (): number => performance.now();
+
+/**
+ * The resident set split (MiB): anonymous (JS heap, onnxruntime's arena and packed weights)
+ * vs file-backed (code, mapped weights), and what JS holds in ArrayBuffers (feeds, outputs).
+ */
+function memSplit(): { rss: number; anon: number; file: number; arrayBuffers: number } {
+  const status = fs.readFileSync('/proc/self/status', 'utf8');
+  const mib = (k: string): number => Math.round(Number(new RegExp(`${k}:\\s+(\\d+)`).exec(status)?.[1] ?? 0) / 1024);
+  return { rss: mib('VmRSS'), anon: mib('RssAnon'), file: mib('RssFile'), arrayBuffers: Math.round(process.memoryUsage().arrayBuffers / 2 ** 20) };
+}
 
 async function main(): Promise<void> {
   const T: Record<string, number> = {};
@@ -36,7 +47,8 @@ async function main(): Promise<void> {
 
   // The exact spec causalTrace prepares (so its prepare() finds this session in the cache).
   // Timers inside PreparedSession.run: onnxruntime's run vs the rest (patch masks and values, tensor conversion).
-  const runs: { rows: number; positions: number; block: number; ortMs: number; totalMs: number }[] = [];
+  const runs: { rows: number; positions: number; block: number; ortMs: number; totalMs: number; rssMiB: number }[] = [];
+  let peak = memSplit();
   const prepRun = PreparedSession.prototype.run;
   PreparedSession.prototype.run = async function (this: PreparedSession, feeds, opts) {
     const ort = this.open.session as { run: (...a: unknown[]) => Promise<unknown>; timed?: boolean };
@@ -55,8 +67,10 @@ async function main(): Promise<void> {
     const r = await prepRun.call(this, feeds, opts);
     if (runs.length === 1) mark('afterCorrupted');
     const first = Object.values(feeds)[0];
-    runs.push({ rows: first.dims[0], positions: opts?.start?.entry.dims[1] ?? first.dims[1], block: opts?.start?.block ?? 0, ortMs: lastOrtMs, totalMs: now() - s });
-    rss.maxDuringRuns = Math.max(rss.maxDuringRuns ?? 0, process.memoryUsage().rss / 2 ** 20);
+    const m = memSplit();
+    if (m.rss > peak.rss) peak = m;
+    runs.push({ rows: first.dims[0], positions: opts?.start?.entry.dims[1] ?? first.dims[1], block: opts?.start?.block ?? 0, ortMs: lastOrtMs, totalMs: now() - s, rssMiB: m.rss });
+    rss.maxDuringRuns = Math.max(rss.maxDuringRuns ?? 0, m.rss);
     return r;
   };
   let lastOrtMs = 0;
@@ -87,7 +101,8 @@ async function main(): Promise<void> {
     `${JSON.stringify({
       ms: T,
       rssMiB: Object.fromEntries(Object.entries(rss).map(([k, v]) => [k, Math.round(v)])),
-      runs: { clean, corrupted, batches: batches.length, rowsPerBatch: batches.map((b) => b.rows), positionsPerBatch: batches.map((b) => b.positions), startPerBatch: batches.map((b) => b.block), ortMsPerBatch: batches.map((b) => Math.round(b.ortMs)) },
+      peakDuringRunsMiB: peak,
+      runs: { clean, corrupted, batches: batches.length, rowsPerBatch: batches.map((b) => b.rows), positionsPerBatch: batches.map((b) => b.positions), startPerBatch: batches.map((b) => b.block), ortMsPerBatch: batches.map((b) => Math.round(b.ortMs)), rssMiBPerBatch: batches.map((b) => b.rssMiB) },
     })}\n`,
   );
 }

@@ -6,6 +6,7 @@
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import type { ErrorKind, FromEngine, Method, Params, Result, ToEngine } from './protocol';
+import { withHugePages } from './hugePages';
 
 /** An error reported by the engine, with its kind (model, input, cancelled, internal). */
 export class EngineError extends Error {
@@ -77,7 +78,7 @@ export class EngineClient {
   private ensure(): ChildProcess {
     if (this.child) return this.child;
     const child = fork(this.hostScript, [], {
-      env: this.env,
+      env: withHugePages(this.env),
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       execArgv: [],
       serialization: 'advanced',

@@ -31,6 +31,10 @@ test('the engine starts on first use, opens a model in its own process and repor
   assert.equal(client.started, false);
   const { pid } = await client.request('ping', {});
   assert.notEqual(pid, process.pid);
+  if (process.platform === 'linux' && !process.env.GLIBC_TUNABLES && process.env.MECHANIST_HUGE_PAGES !== '0') {
+    // Started with glibc's huge-page tunable (src/engine/hugePages.ts).
+    assert.ok(fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes('GLIBC_TUNABLES=glibc.malloc.hugetlb=1'));
+  }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mechanist-engine-'));
   fs.writeFileSync(path.join(dir, 'm.onnx'), tinyLinearModel().bytes);
   const m = await client.request('open', { path: path.join(dir, 'm.onnx') });
