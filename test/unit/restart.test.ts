@@ -22,5 +22,12 @@ for (const name of ['gpt2', 'llama', 'gpt2-external']) {
       const r = await s.run(textFeeds(graph, [ids]), { start: { block: l, entry: full.cache.get(resid[l - 1])! } });
       assert.ok(maxAbsDiff(asFloat32(r.lastLogits!), asFloat32(full.lastLogits!)) < 1e-5, `start at block ${l}`);
     }
+    // A run that fetches captures gets them from the blocks it computes, and the same logits
+    // as one that fetches nothing (where the blocks hand on scalar zeros instead).
+    const mid = Math.floor(arch.layers / 2);
+    const withCaptures = await s.run(textFeeds(graph, [ids]), { start: { block: mid, entry: full.cache.get(resid[mid - 1])! }, fetch: resid.slice(mid) });
+    for (const h of resid.slice(mid)) assert.ok(maxAbsDiff(asFloat32(withCaptures.cache.get(h)!), asFloat32(full.cache.get(h)!)) < 1e-5, h);
+    const without = await s.run(textFeeds(graph, [ids]), { start: { block: mid, entry: full.cache.get(resid[mid - 1])! } });
+    assert.equal(maxAbsDiff(asFloat32(without.lastLogits!), asFloat32(withCaptures.lastLogits!)), 0);
   });
 }

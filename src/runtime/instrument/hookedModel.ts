@@ -25,8 +25,9 @@ import type { Instrumented } from './rewrite';
  * 2: suffix prefixes fed whole and tiled in the graph; nodes reading only a patched value stay in their block.
  * 3: tables sliced from constants along one axis are cut along it in suffix runs.
  * 4: keys and values keep their own element type (float32 attention in a float16 graph).
+ * 5: blocks' captured values gated by `mechanist.capture`.
  */
-const RESTART_REWRITE = 4;
+const RESTART_REWRITE = 5;
 
 /** Replace a hook's activation at some (row, position) cells with given values. */
 export interface Patch {
@@ -208,7 +209,9 @@ export class PreparedSession {
     const info = this.inst.restart;
     if (opts.start && !info) throw new HookError('this session was not prepared with restartable blocks');
     if ((opts.start?.past || opts.fetchKv) && !info?.suffix) throw new HookError('this session was not prepared for suffix runs');
-    const restart = info ? { ...(opts.start ? restartFeeds(opts.start.block, opts.start.entry) : restartDefaults(this.inst.floatType)), ...suffixFeeds(info, opts.start?.past, opts.start?.block) } : {};
+    // Blocks hand on their captured values only when something is fetched besides the last logits.
+    const capture = !!(opts.fetch?.length || opts.outputs?.length || opts.fetchKv);
+    const restart = info ? { ...(opts.start ? restartFeeds(opts.start.block, opts.start.entry, capture) : restartDefaults(this.inst.floatType, capture)), ...suffixFeeds(info, opts.start?.past, opts.start?.block) } : {};
     for (const [k, v] of Object.entries({ ...patchDefaults(this.inst), ...restart, ...feeds })) ortFeeds[k] = toOrt(v);
     const byTensor = new Map<string, Patch[]>();
     for (const p of opts.patches ?? []) {

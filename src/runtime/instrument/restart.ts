@@ -10,7 +10,11 @@
  * `mechanist.start` (int64 scalar) and `mechanist.entry` ([batch, seq, d]) are new inputs:
  * start 0 runs everything (entry unused); start s feeds `entry` as block s-1's output. Patch
  * points and captures inside a block move into its branch; captured values leave the If as
- * extra outputs (the skipped branch gives scalar zeros).
+ * extra outputs (the skipped branch gives scalar zeros). `mechanist.capture` (bool scalar)
+ * gates them: off, a computed block hands on scalar zeros too. onnxruntime allocates every
+ * output of an If whether fetched or not, and holds it to the end of the run: a restoration,
+ * which fetches only logits, would otherwise keep every block's captures and keys and values
+ * alive (about 50 MiB at 60 rows on the bench model, fresh memory for each new shape).
  */
 import type { BlockInfo } from '../architecture/types';
 import type { OnnxGraph } from '../onnx/graph';
@@ -23,6 +27,7 @@ import type { SuffixInfo } from './suffix';
 
 export const START_INPUT = 'mechanist.start';
 export const ENTRY_INPUT = 'mechanist.entry';
+export const CAPTURE_INPUT = 'mechanist.capture';
 
 /** Why a graph cannot be made restartable (the caller falls back to full runs). */
 export class RestartUnsupported extends Error {}
@@ -182,9 +187,14 @@ export function makeRestartable(
       }),
     );
     const outs = [blockOut[l], ...extra];
-    const elseBranch = graphProto(`mechanist_block_${l}`, body, outs.map((v) => ({ name: inner(v), type: { tensor_type: { elem_type: typeOut(v) ?? floatType } } })));
-    const thenOut = `mechanist.restart/${l}/entry`;
     const zeros = extra.map((v, k) => scalarZero(`mechanist.restart/${l}/zero_${k}`, typeOut(v) ?? floatType));
+    const gated = extra.map((v, k) => gate(inner(v), zeros[k], `mechanist.restart/${l}/gated_${k}`));
+    const elseBranch = graphProto(
+      `mechanist_block_${l}`,
+      [...body, ...gated.map((x) => x.node)],
+      [{ name: inner(blockOut[l]), type: { tensor_type: { elem_type: typeOut(blockOut[l]) ?? floatType } } }, ...gated.map((x, k) => ({ name: x.output, type: { tensor_type: { elem_type: zeros[k].data_type } } }))],
+    );
+    const thenOut = `mechanist.restart/${l}/entry`;
     const thenBranch = graphProto(
       `mechanist_skip_${l}`,
       [
@@ -214,8 +224,33 @@ export function makeRestartable(
   }
   g.node = newNodes;
   g.initializer = [...g.initializer, ...inits];
-  g.input = [...g.input, { name: START_INPUT, type: { tensor_type: { elem_type: DataType.INT64 } } }, { name: ENTRY_INPUT, type: { tensor_type: { elem_type: floatType } } }];
+  g.input = [
+    ...g.input,
+    { name: START_INPUT, type: { tensor_type: { elem_type: DataType.INT64 } } },
+    { name: ENTRY_INPUT, type: { tensor_type: { elem_type: floatType } } },
+    { name: CAPTURE_INPUT, type: { tensor_type: { elem_type: DataType.BOOL } } },
+  ];
   return { blockOutputs: blockOut, floatType, suffix };
+}
+
+/** `If(mechanist.capture, value, zero)`, a node for a block's branch (the zero as its own initializer). */
+function gate(value: string, zero: TensorProto, name: string): { node: NodeProto; output: string } {
+  const on = `${name}/on`;
+  const off = `${name}/off`;
+  const zeroName = `${name}/zero`;
+  const out = (n: string): ValueInfoProto[] => [{ name: n, type: { tensor_type: { elem_type: zero.data_type } } }];
+  const node: NodeProto = {
+    name: `${name}/If`,
+    op_type: 'If',
+    domain: '',
+    input: [CAPTURE_INPUT],
+    output: [name],
+    attribute: [
+      { name: 'then_branch', type: 5, g: graphProto(`${name}_on`, [{ name: `${name}/on/Identity`, op_type: 'Identity', domain: '', input: [value], output: [on], attribute: [] }], out(on)), floats: [], ints: [], strings: [], tensors: [], graphs: [] },
+      { name: 'else_branch', type: 5, g: graphProto(`${name}_off`, [{ name: `${name}/off/Identity`, op_type: 'Identity', domain: '', input: [zeroName], output: [off], attribute: [] }], out(off), [{ ...zero, name: zeroName }]), floats: [], ints: [], strings: [], tensors: [], graphs: [] },
+    ],
+  };
+  return { node, output: name };
 }
 
 /** `n` reading renamed values, also inside its subgraphs (an If's branches read outer values by name). */
@@ -262,14 +297,22 @@ function topoSort(nodes: NodeProto[]): NodeProto[] {
 }
 
 /** Feeds that run every block (start 0; the entry is unused). */
-export function restartDefaults(floatType: number): Record<string, HostTensor> {
+export function restartDefaults(floatType: number, capture = true): Record<string, HostTensor> {
   return {
     [START_INPUT]: placeholder(DataType.INT64),
     [ENTRY_INPUT]: placeholder(floatType === DataType.FLOAT16 ? DataType.FLOAT16 : DataType.FLOAT),
+    [CAPTURE_INPUT]: captureFlag(capture),
   };
 }
 
-/** Feeds that start at block `block` with `entry` as the residual stream block `block - 1` would have produced. */
-export function restartFeeds(block: number, entry: HostTensor): Record<string, HostTensor> {
-  return { [START_INPUT]: { type: 'int64', data: BigInt64Array.from([BigInt(block)]), dims: [] }, [ENTRY_INPUT]: entry };
+/**
+ * Feeds that start at block `block` with `entry` as the residual stream block `block - 1` would
+ * have produced; `capture` off hands scalar zeros for the blocks' captured values.
+ */
+export function restartFeeds(block: number, entry: HostTensor, capture = true): Record<string, HostTensor> {
+  return { [START_INPUT]: { type: 'int64', data: BigInt64Array.from([BigInt(block)]), dims: [] }, [ENTRY_INPUT]: entry, [CAPTURE_INPUT]: captureFlag(capture) };
+}
+
+function captureFlag(on: boolean): HostTensor {
+  return { type: 'bool', data: Uint8Array.from([on ? 1 : 0]), dims: [] };
 }
