@@ -28,6 +28,8 @@ import type { Instrumented } from './rewrite';
  * 5: blocks' captured values gated by `mechanist.capture`.
  */
 const RESTART_REWRITE = 5;
+/** Version of the last-position outputs in cache keys (as RESTART_REWRITE). 2: their softmax as well. */
+const LAST_REWRITE = 2;
 
 /** Replace a hook's activation at some (row, position) cells with given values. */
 export interface Patch {
@@ -58,6 +60,8 @@ export interface RunResult {
   /** Captured activations by the name they were asked for. */
   cache: Map<string, HostTensor>;
   lastLogits?: HostTensor;
+  /** Their softmax over the vocabulary (float32), computed in the run. */
+  lastProbs?: HostTensor;
   /** The model's own outputs that were fetched. */
   outputs: Record<string, HostTensor>;
   /** With `fetchKv`: every suffix point's keys or values, by its prefix input name (see `kvPoints`). */
@@ -124,7 +128,7 @@ export class HookedModel {
     // graphs carry the version of their rewrite: the cache outlives the code that wrote it.)
     // Graphs that unfuse a patched Skip norm's sum (rewrite.ts) did not do so before: their key says so.
     const unfused = normsToUnfuse(this.graph, n.patch.map((h) => this.arch.hookPoints.find((x) => x.name === h)?.tensor ?? h)).size > 0; // (unknown names fail in build)
-    const key = JSON.stringify({ capture: n.capture, patch: n.patch, last: n.last, ...(n.knockout.length ? { knockout: n.knockout } : {}), ...(n.restart ? { restart: RESTART_REWRITE } : {}), ...(n.suffix ? { suffix: true } : {}), ...(unfused ? { unfused: 1 } : {}) });
+    const key = JSON.stringify({ capture: n.capture, patch: n.patch, last: n.last && LAST_REWRITE, ...(n.knockout.length ? { knockout: n.knockout } : {}), ...(n.restart ? { restart: RESTART_REWRITE } : {}), ...(n.suffix ? { suffix: true } : {}), ...(unfused ? { unfused: 1 } : {}) });
     let s = this.sessions.get(key);
     if (!s) {
       s = this.build(n, key);
@@ -240,6 +244,7 @@ export class PreparedSession {
       fetchNames.push(this.inst.captureOutputs.get(t)!);
     }
     if (this.inst.lastLogits) fetchNames.push(this.inst.lastLogits);
+    if (this.inst.lastProbs) fetchNames.push(this.inst.lastProbs);
     fetchNames.push(...(opts.outputs ?? []));
     const kvPoints = opts.fetchKv ? info!.suffix!.kv : [];
     fetchNames.push(...kvPoints.map((p) => p.value));
@@ -249,7 +254,7 @@ export class PreparedSession {
     const outputs: RunResult['outputs'] = {};
     for (const o of opts.outputs ?? []) outputs[o] = fromOrt(out[o]);
     const kv = opts.fetchKv ? new Map(kvPoints.map((p) => [p.input, fromOrt(out[p.value])])) : undefined;
-    return { cache, outputs, kv, lastLogits: this.inst.lastLogits ? fromOrt(out[this.inst.lastLogits]) : undefined };
+    return { cache, outputs, kv, lastLogits: this.inst.lastLogits ? fromOrt(out[this.inst.lastLogits]) : undefined, lastProbs: this.inst.lastProbs ? fromOrt(out[this.inst.lastProbs]) : undefined };
   }
 
   /** The suffix points (keys and values per block, with their sequence axes), when prepared with `suffix`. */

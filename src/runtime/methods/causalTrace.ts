@@ -10,7 +10,7 @@ import { InputError, textFeeds } from '../feeds';
 import type { Patch, PreparedSession, RunStart } from '../instrument/hookedModel';
 import type { HookedModel } from '../instrument/hookedModel';
 import { Random } from '../random';
-import { asFloat32, fromFloat32, sliceAxis, softmax, tileRows } from '../tensor';
+import { asFloat32, fromFloat32, sliceAxis, tileRows } from '../tensor';
 import type { HostTensor } from '../tensor';
 import type { TextTokenizer } from '../tokenizer';
 import { maxPositions } from './positions';
@@ -127,7 +127,7 @@ export async function causalTrace(hooked: HookedModel, tok: TextTokenizer, req: 
   // Clean run.
   progress?.report({ message: 'clean run' });
   const clean = await session.run(textFeeds(graph, [ids]), { fetch: captureHooks });
-  const cleanProbs = softmax(asFloat32(clean.lastLogits!));
+  const cleanProbs = clean.lastProbs!.data as Float32Array;
   const answerId = req.target !== undefined ? tok.continuationToken(req.prompt, req.target) : argmax(cleanProbs);
   const answer = { id: answerId, text: tok.decode([answerId]) };
   const highScore = cleanProbs[answerId];
@@ -182,7 +182,7 @@ export async function causalTrace(hooked: HookedModel, tok: TextTokenizer, req: 
   // MLP restorations skip their window's first layer (see below): they need its corrupted outputs.
   const mlpHooks = mode !== 'full' && kinds.includes('mlp') ? Array.from({ length: L }, (_, l) => HOOK.mlp(l)) : [];
   const corrupted = await session.run(corruptFeeds(samples), { patches: corruptPatches(samples), fetch: mode === 'full' ? [] : [...blockInputs, ...mlpHooks], fetchKv: mode === 'suffix' });
-  const lowScore = meanProb(corrupted.lastLogits!, answerId, 0, samples);
+  const lowScore = meanProb(corrupted.lastProbs!, answerId, 0, samples);
   throwIfCancelled(signal);
   /** The corrupted run's input to block `start` at positions t0.., and every later block's keys and values before t0, for `rows` rows. */
   const suffixStart = (start: number, t0: number, rows: number): RunStart => {
@@ -283,7 +283,7 @@ export async function causalTrace(hooked: HookedModel, tok: TextTokenizer, req: 
         } else patches.push({ hook, rows: rowsOfJob, positions: [job.token - t0], value: cleanFrom(hook, t0) });
       }
     });
-    const out = (await session.run(corruptFeeds(rows), { patches, start: begin })).lastLogits!;
+    const out = (await session.run(corruptFeeds(rows), { patches, start: begin })).lastProbs!;
     batch.forEach((job, b) => {
       scores.get(job.kind)![job.layer][job.token] = meanProb(out, answerId, b * samples, (b + 1) * samples);
     });
@@ -349,19 +349,12 @@ function addedAsIs(hooked: HookedModel, value: string, sum: string): boolean {
   return false;
 }
 
-/** Mean over rows [r0, r1) of softmax(last logits)[answer] (no per-row buffers: thousands of rows x the vocabulary). */
-function meanProb(lastLogits: HostTensor, answer: number, r0: number, r1: number): number {
-  const V = lastLogits.dims[lastLogits.dims.length - 1];
-  const all = asFloat32(lastLogits);
+/** The mean over rows r0..r1 of the answer's probability (`lastProbs`: [rows, 1, vocabulary]). */
+function meanProb(lastProbs: HostTensor, answer: number, r0: number, r1: number): number {
+  const V = lastProbs.dims[lastProbs.dims.length - 1];
+  const p = lastProbs.data as Float32Array;
   let sum = 0;
-  for (let r = r0; r < r1; r++) {
-    const o = r * V;
-    let max = -Infinity;
-    for (let i = 0; i < V; i++) if (all[o + i] > max) max = all[o + i];
-    let z = 0;
-    for (let i = 0; i < V; i++) z += Math.exp(all[o + i] - max);
-    sum += Math.exp(all[o + answer] - max) / z;
-  }
+  for (let r = r0; r < r1; r++) sum += p[r * V + answer];
   return sum / (r1 - r0);
 }
 
