@@ -11,7 +11,8 @@ import { fixture, hasFixture } from './helpers/fixtures';
 
 // Rewritten graphs are cached on disk (the extension keeps them in its global storage, across
 // updates). A restartable graph built by an earlier rewrite (before suffix runs took whole prefixes,
-// or before patched-only nodes stayed in their blocks) must not be reused by the current code.
+// or before patched-only nodes stayed in their blocks; a last-position graph without its softmax)
+// must not be reused by the current code.
 test('gpt2: restartable graphs cached under the key of an earlier rewrite are not reused', { skip: !hasFixture('gpt2') && 'fixture not generated' }, async (t) => {
   const file = fixture('gpt2');
   const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mechanist-cache-'));
@@ -27,7 +28,10 @@ test('gpt2: restartable graphs cached under the key of an earlier rewrite are no
   };
   stale({ capture: [...capture].sort(), patch: [], last: true, restart: true, suffix: true });
   stale({ capture: [...capture].sort(), patch: [], last: true, restart: true });
+  // Last-position graphs from before their softmax output (`last: true`).
+  stale({ capture: [...capture].sort(), patch: [], last: true });
   await hooked.prepare({ capture, lastTokenLogits: true, suffix: true });
   await hooked.prepare({ capture, lastTokenLogits: true, restart: true });
-  assert.ok(true, 'both sessions opened from freshly rewritten graphs');
+  const plain = await hooked.prepare({ capture, lastTokenLogits: true });
+  assert.ok(plain, 'every session opened from a freshly rewritten graph');
 });
