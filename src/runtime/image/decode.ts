@@ -4,9 +4,17 @@
  * rotation (PIL's open does not apply it either).
  */
 import * as fs from 'node:fs';
-import sharp from 'sharp';
+import type SharpType from 'sharp';
 import { InputError } from '../feeds';
 import type { RgbImage } from './resample';
+
+/** sharp, loaded on first use: loading it costs every CLI command and engine start ~40 ms, and only image methods need it. */
+let loaded: typeof SharpType | undefined;
+function sharp(...args: Parameters<typeof SharpType>): ReturnType<typeof SharpType> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  loaded ??= require('sharp') as typeof SharpType;
+  return loaded(...args);
+}
 
 /** Image file extensions a folder listing picks up. */
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.bmp', '.gif', '.tif', '.tiff'];
