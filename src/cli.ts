@@ -4,6 +4,7 @@
  */
 import { COMMANDS } from './cli/commands';
 import { UsageError } from './cli/args';
+import { asOutOfMemory } from './runtime/memory';
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
@@ -19,11 +20,12 @@ async function main(argv: string[]): Promise<number> {
   try {
     await cmd.run(rest);
     return 0;
-  } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`mechanist ${name}: ${e.message} (usage: mechanist ${cmd.usage})\n`);
+  } catch (caught) {
+    if (caught instanceof UsageError) {
+      process.stderr.write(`mechanist ${name}: ${caught.message} (usage: mechanist ${cmd.usage})\n`);
       return 2;
     }
+    const e = asOutOfMemory(caught, `running ${name}`);
     const msg = e instanceof Error ? e.message : String(e);
     process.stderr.write(`mechanist ${name}: ${msg.split('\n')[0]}\n`);
     if (process.env.MECHANIST_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);

@@ -92,7 +92,9 @@ export class EngineClient {
       if (this.child !== child) return;
       this.child = undefined;
       const last = stderr.trim().split('\n').pop();
-      this.failAll(`the engine process exited (${signal ?? `code ${code}`})${last ? `: ${last}` : ''}; the next request starts a new one`);
+      // SIGKILL that nobody here sent: on Linux, almost always the kernel's out-of-memory killer.
+      const why = signal === 'SIGKILL' ? 'was killed (SIGKILL), most likely by the system because memory ran out' : `exited (${signal ?? `code ${code}`})`;
+      this.failAll(`the engine process ${why}${last ? `: ${last}` : ''}; the next request starts a new one`, signal === 'SIGKILL' ? 'memory' : 'internal');
     });
     this.child = child;
     return child;
@@ -114,10 +116,10 @@ export class EngineClient {
     }
   }
 
-  private failAll(message: string): void {
+  private failAll(message: string, kind: ErrorKind = 'internal'): void {
     for (const [id, p] of this.pending) {
       this.pending.delete(id);
-      p.reject(new EngineError(message, 'internal'));
+      p.reject(new EngineError(message, kind));
     }
   }
 }

@@ -4,6 +4,7 @@
  * kills the extension host.
  */
 import { CancelledError } from '../runtime/cancel';
+import { asOutOfMemory, OutOfMemoryError } from '../runtime/memory';
 import { ModelError } from '../runtime/onnx/model';
 import { createHandlers } from './handlers';
 import type { HandlerContext } from './handlers';
@@ -19,6 +20,7 @@ function send(msg: FromEngine): void {
 function kindOf(e: unknown): ErrorKind {
   if (e instanceof CancelledError) return 'cancelled';
   if (e instanceof ModelError) return 'model';
+  if (e instanceof OutOfMemoryError) return 'memory';
   if (e instanceof Error && e.name === 'InputError') return 'input';
   return 'internal';
 }
@@ -35,7 +37,8 @@ async function handle(id: number, method: Method, params: unknown): Promise<void
     if (!fn) throw new Error(`unknown engine method ${method}`);
     const result = await fn(params, ctx);
     send({ type: 'response', id, result });
-  } catch (e) {
+  } catch (caught) {
+    const e = asOutOfMemory(caught, `running ${method}`);
     const message = e instanceof Error ? e.message : String(e);
     send({ type: 'error', id, message, kind: kindOf(e) });
   } finally {

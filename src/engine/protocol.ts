@@ -66,8 +66,8 @@ export type FromEngine =
   | { type: 'progress'; id: number; message?: string; fraction?: number }
   | { type: 'ready'; pid: number };
 
-/** What went wrong, so the UI can word it: a bad model, bad input, a cancel, or a bug. */
-export type ErrorKind = 'model' | 'input' | 'cancelled' | 'internal';
+/** What went wrong, so the UI can word it: a bad model, bad input, a cancel, memory, or a bug. */
+export type ErrorKind = 'model' | 'input' | 'cancelled' | 'memory' | 'internal';
 
 /** Progress reported by a method: a fraction in [0, 1] and/or a message. */
 export interface Progress {

@@ -5,6 +5,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as ort from 'onnxruntime-node';
+import { asOutOfMemory, checkSessionMemory, OutOfMemoryError } from './memory';
+import type { OnnxModel } from './onnx/model';
 import type { HostTensor, TensorType } from './tensor';
 
 export type ProviderChoice = 'auto' | 'cpu' | 'cuda';
@@ -17,6 +19,8 @@ export interface SessionOptions {
   externalDataFolder?: string;
   /** onnxruntime graph optimisation level (default 'all'). */
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** The model being loaded (its weights, or those it shares with an instrumented copy): checked against the memory left (memory.ts). */
+  weightsOf?: OnnxModel;
 }
 
 /** An onnxruntime session and the provider it really uses. */
@@ -67,18 +71,23 @@ export async function openSession(model: string | Uint8Array, opts: SessionOptio
     const options: ort.InferenceSession.SessionOptions = {
       executionProviders: [provider],
       graphOptimizationLevel: opts.optimization ?? 'all',
-      // Warnings (e.g. "initializer appears in graph inputs", which the patch inputs do on purpose) are noise here.
-      logSeverityLevel: 3,
+      // Fatal only: warnings (e.g. "initializer appears in graph inputs", which the patch inputs do
+      // on purpose) are noise, and errors come back as exceptions, reported once by the caller.
+      logSeverityLevel: 4,
       intraOpNumThreads: opts.threads || defaultThreads(),
       ...(opts.externalDataFolder ? { extra: { session: { model_external_initializers_file_folder_path: opts.externalDataFolder } } } : {}),
     };
+    if (provider === 'cpu' && opts.weightsOf) checkSessionMemory(opts.weightsOf, 'cpu');
     try {
       const session = typeof model === 'string' ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
       const reason = lastError ? `${plan.reason}; CUDA failed (${lastError}), using CPU` : plan.reason;
       return { session, provider, reason };
     } catch (e) {
       lastError = (e instanceof Error ? e.message : String(e)).split('\n')[0];
-      if (provider === 'cpu') throw new Error(`onnxruntime could not load the model: ${lastError}`);
+      if (provider !== 'cpu') continue;
+      const oom = asOutOfMemory(e, 'loading the model into onnxruntime');
+      if (oom instanceof OutOfMemoryError) throw oom;
+      throw new Error(`onnxruntime could not load the model: ${lastError}`);
     }
   }
   throw new Error(`onnxruntime could not load the model: ${lastError}`);

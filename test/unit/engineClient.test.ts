@@ -62,8 +62,14 @@ test('a crashed engine fails pending requests with a clear message and restarts 
   t.after(() => client.dispose());
   const { pid } = await client.request('ping', {});
   const pending = client.request('sleep', { steps: 100, ms: 20 });
+  // SIGKILL is what the kernel's out-of-memory killer sends: the message says so.
   process.kill(pid, 'SIGKILL');
-  await assert.rejects(pending, /engine process exited \(SIGKILL\)/);
+  await assert.rejects(pending, (e: EngineError) => e.kind === 'memory' && /engine process was killed \(SIGKILL\), most likely .* memory ran out/.test(e.message));
+  const { pid: second } = await client.request('ping', {});
+  assert.notEqual(second, pid);
+  const other = client.request('sleep', { steps: 100, ms: 20 });
+  process.kill(second, 'SIGSEGV');
+  await assert.rejects(other, (e: EngineError) => e.kind === 'internal' && /engine process exited \(SIGSEGV\)/.test(e.message));
   const again = await client.request('ping', {});
-  assert.notEqual(again.pid, pid);
+  assert.notEqual(again.pid, second);
 });

@@ -8,6 +8,7 @@ import type { OnnxGraph } from '../onnx/graph';
 import type { OnnxModel } from '../onnx/model';
 import { onnxType } from '../onnx/proto';
 import { DataType } from '../onnx/types';
+import { asOutOfMemory } from '../memory';
 import { fromOrt, openSession, toOrt } from '../session';
 import type { OpenSession, ProviderChoice } from '../session';
 import { size } from '../tensor';
@@ -179,7 +180,7 @@ export class HookedModel {
       return onnxType('ModelProto').encode(result.proto as never).finish();
     });
     result ??= make(); // names of the added inputs/outputs (cheap: no encoding)
-    const session = await openSession(bytes, { provider: this.options.provider, threads: this.options.threads, externalDataFolder: this.model.dir });
+    const session = await openSession(bytes, { provider: this.options.provider, threads: this.options.threads, externalDataFolder: this.model.dir, weightsOf: this.model });
     this.lastProvider = { provider: session.provider, reason: session.reason };
     return new PreparedSession(session, result, cap, pat, ko);
   }
@@ -248,7 +249,12 @@ export class PreparedSession {
     fetchNames.push(...(opts.outputs ?? []));
     const kvPoints = opts.fetchKv ? info!.suffix!.kv : [];
     fetchNames.push(...kvPoints.map((p) => p.value));
-    const out = await this.open.session.run(ortFeeds, [...new Set(fetchNames)]);
+    let out: Awaited<ReturnType<typeof this.open.session.run>>;
+    try {
+      out = await this.open.session.run(ortFeeds, [...new Set(fetchNames)]);
+    } catch (e) {
+      throw asOutOfMemory(e, `running ${batch} row${batch === 1 ? '' : 's'} through onnxruntime`);
+    }
     const cache = new Map<string, HostTensor>();
     for (const h of opts.fetch ?? []) cache.set(h, fromOrt(out[this.inst.captureOutputs.get(this.captured.get(h)!)!]));
     const outputs: RunResult['outputs'] = {};

@@ -454,7 +454,7 @@ async function feeder(hooked: HookedModel, graph: OnnxGraph, encdec: { structure
   if (!encdec) return { feeds: async (rows) => textFeeds(graph, rows), output, release: async () => undefined };
   const { structure, decoder, encoder } = encdec;
   let enc: OpenSession | undefined;
-  if (structure.conditioningInputs.length) enc = await openSession(encoder!.model.path, { provider: hooked.options.provider, threads: hooked.options.threads });
+  if (structure.conditioningInputs.length) enc = await openSession(encoder!.model.path, { provider: hooked.options.provider, threads: hooked.options.threads, weightsOf: encoder!.model });
   return {
     output,
     async feeds(rows) {
@@ -815,7 +815,7 @@ export async function conceptEdit(hooked: HookedModel, tok: TextTokenizer, req: 
   // Verification on the edited model.
   const t3 = performance.now();
   progress?.report({ message: 'evaluating the edited model' });
-  const edited = await openSession(outAbs, { provider: hooked.options.provider, threads: hooked.options.threads });
+  const edited = await openSession(outAbs, { provider: hooked.options.provider, threads: hooked.options.threads, weightsOf: hooked.model });
   let after: Float32Array[];
   const feedEdited = await feeder(hooked, graph, encdec, outName);
   try {

@@ -121,7 +121,7 @@ export async function localize(hooked: HookedModel, tok: TextTokenizer, req: Loc
     return onnxType('ModelProto').encode(rw.proto as never).finish();
   });
   rw ??= make();
-  const session = await openSession(bytes, { provider: hooked.options.provider, threads: hooked.options.threads, externalDataFolder: model.dir });
+  const session = await openSession(bytes, { provider: hooked.options.provider, threads: hooked.options.threads, externalDataFolder: model.dir, weightsOf: model });
   let encSession: OpenSession | undefined;
   try {
     throwIfCancelled(signal);
@@ -131,7 +131,7 @@ export async function localize(hooked: HookedModel, tok: TextTokenizer, req: Loc
     if (needsEncoder) {
       progress?.report({ message: 'encoder' });
       const enc = opts.encoder!;
-      encSession = await openSession(enc.model.path, { provider: hooked.options.provider, threads: hooked.options.threads });
+      encSession = await openSession(enc.model.path, { provider: hooked.options.provider, threads: hooked.options.threads, weightsOf: enc.model });
       const feeds = encoderFeeds(enc.graph, [original, target]);
       const out = await encSession.session.run(ortFeeds(feeds), [enc.graph.outputs[0].name]);
       const hidden = fromOrt(out[enc.graph.outputs[0].name]);
