@@ -180,7 +180,7 @@ export class HookedModel {
       return onnxType('ModelProto').encode(result.proto as never).finish();
     });
     result ??= make(); // names of the added inputs/outputs (cheap: no encoding)
-    const session = await openSession(bytes, { provider: this.options.provider, threads: this.options.threads, externalDataFolder: this.model.dir, weightsOf: this.model });
+    const session = await openSession(bytes, { provider: this.options.provider, threads: this.options.threads, externalDataFolder: this.model.dir, weightsOf: this.model, memPattern: !n.restart });
     this.lastProvider = { provider: session.provider, reason: session.reason };
     return new PreparedSession(session, result, cap, pat, ko);
   }
