@@ -11,7 +11,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { OnnxModel } from './onnx/model';
-import { DataType } from './onnx/types';
+import { bytesPerElement, DataType } from './onnx/types';
 
 export class OutOfMemoryError extends Error {
   override readonly name = 'OutOfMemoryError';
@@ -71,30 +71,10 @@ function readText(file: string): string | undefined {
 export function sessionWeightBytes(model: OnnxModel, provider: 'cpu' | 'cuda'): number {
   let total = 0;
   for (const t of model.graph.initializer) {
-    const size = elementBytes(t.data_type) * OnnxModel.elementCount(t);
+    const size = bytesPerElement(t.data_type) * OnnxModel.elementCount(t);
     total += provider === 'cpu' && (t.data_type === DataType.FLOAT16 || t.data_type === DataType.BFLOAT16) ? 2 * size : size;
   }
   return total;
-}
-
-function elementBytes(type: number): number {
-  switch (type) {
-    case DataType.DOUBLE:
-    case DataType.INT64:
-    case DataType.UINT64:
-      return 8;
-    case DataType.FLOAT:
-    case DataType.INT32:
-    case DataType.UINT32:
-      return 4;
-    case DataType.FLOAT16:
-    case DataType.BFLOAT16:
-    case DataType.INT16:
-    case DataType.UINT16:
-      return 2;
-    default:
-      return 1;
-  }
 }
 
 const gib = (b: number): string => `${(b / 2 ** 30).toFixed(b < 2 ** 30 ? 2 : 1)} GiB`;
