@@ -61,6 +61,26 @@ export function softmax(logits: ArrayLike<number>): Float64Array {
   return out;
 }
 
+/** Index of the largest value (the first, on ties). */
+export function argmax(p: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < p.length; i++) if (p[i] > p[best]) best = i;
+  return best;
+}
+
+/** Cosine similarity of two vectors (0 when either is zero). */
+export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
+  for (let i = 0; i < a.length; i++) {
+    ab += a[i] * b[i];
+    aa += a[i] * a[i];
+    bb += b[i] * b[i];
+  }
+  return ab / Math.sqrt(aa * bb || 1);
+}
+
 /** Positions [from, to) of `axis` (negative: from the end), every other axis whole. */
 export function sliceAxis(t: HostTensor, axis: number, from: number, to: number): HostTensor {
   const a = axis < 0 ? axis + t.dims.length : axis;

@@ -15,12 +15,13 @@ import { InputError, textFeeds } from '../feeds';
 import type { HookedModel } from '../instrument/hookedModel';
 import { knockoutMask } from '../instrument/knockout';
 import type { BlockedEdges } from '../instrument/knockout';
-import type { AttentionInfo, LinearInfo } from '../architecture/types';
-import { asFloat32, softmax } from '../tensor';
+import type { AttentionInfo } from '../architecture/types';
+import { argmax, asFloat32, softmax } from '../tensor';
 import type { HostTensor } from '../tensor';
 import type { TextTokenizer } from '../tokenizer';
 import { windowLayers } from './window';
 import { maxPositions } from './positions';
+import { initializerValues, valueProjection, weightInOut } from './weights';
 
 /** Tokens of a prompt as ids and strings. */
 export interface PromptTokens {
@@ -247,46 +248,6 @@ export interface ContributionsResult {
   attnOut?: Float64Array[];
 }
 
-/** A linear layer's weight as a float64 [in][out] matrix (row-major `in x out`). */
-function weightInOut(hooked: HookedModel, lin: LinearInfo): Float64Array {
-  const t = hooked.graph.initializers.get(lin.weight);
-  if (!t) throw new InputError(`weight ${lin.weight} is not an initializer`);
-  const w = hooked.model.tensorFloat32(t);
-  const I = lin.inFeatures;
-  const O = lin.outFeatures;
-  if (w.length !== I * O) throw new InputError(`weight ${lin.weight} has ${w.length} values, expected ${I} x ${O}`);
-  const out = new Float64Array(I * O);
-  if (lin.transposed) for (let o = 0; o < O; o++) for (let i = 0; i < I; i++) out[i * O + o] = w[o * I + i];
-  else for (let k = 0; k < I * O; k++) out[k] = w[k];
-  return out;
-}
-
-function biasOf(hooked: HookedModel, lin: LinearInfo): Float64Array | undefined {
-  if (!lin.bias) return undefined;
-  const t = hooked.graph.initializers.get(lin.bias);
-  return t ? Float64Array.from(hooked.model.tensorFloat32(t)) : undefined;
-}
-
-/** The value projection of an attention module: [in][kvHeads * headDim] weight and bias (sliced from a fused qkv). */
-function valueProjection(hooked: HookedModel, a: AttentionInfo, layer: number): { lin: LinearInfo; w: Float64Array; b?: Float64Array; width: number } {
-  const width = a.kvHeads * a.headDim;
-  if (a.v) {
-    if (a.v.outFeatures !== width) throw new InputError(`block ${layer}'s value projection has ${a.v.outFeatures} outputs, expected ${a.kvHeads} KV heads x ${a.headDim}`);
-    return { lin: a.v, w: weightInOut(hooked, a.v), b: biasOf(hooked, a.v), width };
-  }
-  if (!a.qkv) throw new InputError(`block ${layer}'s attention has no value projection that discovery could find`);
-  const q = a.heads * a.headDim;
-  const O = a.qkv.outFeatures;
-  if (O !== q + 2 * width) throw new InputError(`block ${layer}'s fused qkv projection has ${O} outputs, expected ${q} + 2 x ${width}`);
-  const full = weightInOut(hooked, a.qkv);
-  const I = a.qkv.inFeatures;
-  const off = q + width; // [q | k | v]
-  const w = new Float64Array(I * width);
-  for (let i = 0; i < I; i++) for (let c = 0; c < width; c++) w[i * width + c] = full[i * O + off + c];
-  const fb = biasOf(hooked, a.qkv);
-  return { lin: a.qkv, w, b: fb?.slice(off, off + width), width };
-}
-
 /** Per-head and per-(head, source) contributions to the residual stream at a position, every layer. */
 export async function attentionContributions(hooked: HookedModel, tok: TextTokenizer, req: ContributionsRequest, signal?: AbortSignal): Promise<ContributionsResult> {
   const atts = allHeadAttention(hooked);
@@ -324,7 +285,7 @@ export async function attentionContributions(hooked: HookedModel, tok: TextToken
     const wo = weightInOut(hooked, projections[l].o); // [H*dh][d]
     const D = projections[l].o.outFeatures;
     if (projections[l].o.inFeatures !== H * dh) throw new InputError(`block ${l}'s output projection reads ${projections[l].o.inFeatures} values, expected ${H} heads x ${dh}`);
-    const bo = biasOf(hooked, projections[l].o) ?? new Float64Array(D);
+    const bo = initializerValues(hooked, projections[l].o.bias) ?? new Float64Array(D);
 
     // Values of the sources the target sees: val[j][kv*dh] = x_j W_V + b_V.
     const val = new Float64Array(S * v.width);
@@ -396,11 +357,6 @@ export async function attentionContributions(hooked: HookedModel, tok: TextToken
   return result;
 }
 
-function argmax(p: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < p.length; i++) if (p[i] > p[best]) best = i;
-  return best;
-}
 
 function range(a: number, b: number): number[] {
   return Array.from({ length: Math.max(0, b - a) }, (_, i) => a + i);

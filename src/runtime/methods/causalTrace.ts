@@ -10,7 +10,7 @@ import { InputError, textFeeds } from '../feeds';
 import type { Patch, PreparedSession, RunStart } from '../instrument/hookedModel';
 import type { HookedModel } from '../instrument/hookedModel';
 import { Random } from '../random';
-import { asFloat32, fromFloat32, sliceAxis, tileRows } from '../tensor';
+import { argmax, asFloat32, fromFloat32, sliceAxis, tileRows } from '../tensor';
 import type { HostTensor } from '../tensor';
 import type { TextTokenizer } from '../tokenizer';
 import { maxPositions } from './positions';
@@ -364,11 +364,6 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   return a.length === b.length ? m : Infinity;
 }
 
-function argmax(p: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < p.length; i++) if (p[i] > p[best]) best = i;
-  return best;
-}
 
 function range(a: number, b?: number): number[] {
   const [lo, hi] = b === undefined ? [0, a] : [a, b];

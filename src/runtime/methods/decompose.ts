@@ -31,12 +31,13 @@
  */
 import { ModuleIndex } from '../architecture/modules';
 import { linearOfNode } from '../architecture/linear';
-import type { AttentionInfo, LinearInfo } from '../architecture/types';
+import type { AttentionInfo } from '../architecture/types';
 import { throwIfCancelled } from '../cancel';
 import { InputError } from '../feeds';
 import type { HookedModel, PreparedSession } from '../instrument/hookedModel';
 import { asFloat32 } from '../tensor';
 import type { HostTensor } from '../tensor';
+import { initializerValues, valueProjection, weightInOut } from './weights';
 
 export type ComponentKind = 'embed' | 'head' | 'bias' | 'mlp';
 
@@ -90,46 +91,6 @@ interface LayerWeights {
   vInput?: string;
 }
 
-/** A linear layer's weight as float64 [in][out]. */
-function weightInOut(hooked: HookedModel, lin: LinearInfo): Float64Array {
-  const t = hooked.graph.initializers.get(lin.weight);
-  if (!t) throw new InputError(`weight ${lin.weight} is not an initializer`);
-  const w = hooked.model.tensorFloat32(t);
-  const I = lin.inFeatures;
-  const O = lin.outFeatures;
-  if (w.length !== I * O) throw new InputError(`weight ${lin.weight} has ${w.length} values, expected ${I} x ${O}`);
-  const out = new Float64Array(I * O);
-  if (lin.transposed) for (let o = 0; o < O; o++) for (let i = 0; i < I; i++) out[i * O + o] = w[o * I + i];
-  else for (let k = 0; k < I * O; k++) out[k] = w[k];
-  return out;
-}
-
-function initializer(hooked: HookedModel, name: string | undefined): Float64Array | undefined {
-  if (!name) return undefined;
-  const t = hooked.graph.initializerOf(name);
-  return t ? Float64Array.from(hooked.model.tensorFloat32(t)) : undefined;
-}
-
-/** The value projection [in][kv*dh] (sliced from a fused qkv) and its input tensor. */
-function valueWeights(hooked: HookedModel, a: AttentionInfo, l: number): { w: Float64Array; b?: Float64Array; input: string } {
-  const width = a.kvHeads * a.headDim;
-  const inputOf = (lin: LinearInfo): string => hooked.graph.nodeByName.get(lin.node)!.input[0];
-  if (a.v) {
-    if (a.v.outFeatures !== width) throw new InputError(`block ${l}'s value projection has ${a.v.outFeatures} outputs, expected ${width}`);
-    return { w: weightInOut(hooked, a.v), b: initializer(hooked, a.v.bias), input: inputOf(a.v) };
-  }
-  if (!a.qkv) throw new InputError(`block ${l}'s attention has no value projection: per-token splits need one`);
-  const q = a.heads * a.headDim;
-  const O = a.qkv.outFeatures;
-  if (O !== q + 2 * width) throw new InputError(`block ${l}'s fused qkv projection has ${O} outputs, expected ${q} + 2 x ${width}`);
-  const full = weightInOut(hooked, a.qkv);
-  const I = a.qkv.inFeatures;
-  const off = q + width;
-  const w = new Float64Array(I * width);
-  for (let i = 0; i < I; i++) for (let c = 0; c < width; c++) w[i * width + c] = full[i * O + off + c];
-  return { w, b: initializer(hooked, a.qkv.bias)?.slice(off, off + width), input: inputOf(a.qkv) };
-}
-
 /** Reads a model's decomposition weights once and runs images through one instrumented session. */
 export class Decomposer {
   readonly layers: LayerWeights[];
@@ -156,7 +117,7 @@ export class Decomposer {
       if (a.fused) throw new InputError(`block ${l}'s attention is a fused ${a.fused} op: per-head decomposition needs an unfused export`);
       if (!a.o) throw new InputError(`block ${l}'s attention has no output projection that discovery could find`);
       if (a.o.inFeatures !== a.heads * a.headDim) throw new InputError(`block ${l}'s output projection reads ${a.o.inFeatures} values, expected ${a.heads} heads x ${a.headDim}`);
-      return { a, wo: weightInOut(hooked, a.o), bo: initializer(hooked, a.o.bias) };
+      return { a, wo: weightInOut(hooked, a.o), bo: initializerValues(hooked, a.o.bias) };
     });
     this.d = this.layers[0].a.o!.outFeatures;
     for (const h of ['blocks.0.hook_resid_pre', `blocks.${L - 1}.hook_resid_post`, ...arch.blocks.flatMap((_, l) => [`blocks.${l}.attn.hook_z`, `blocks.${l}.hook_mlp_out`])]) {
@@ -170,8 +131,8 @@ export class Decomposer {
     if (arch.finalNorm) {
       const ln = arch.finalNorm.nodes.map((n) => graph.nodeByName.get(n)!).find((n) => n.op_type === 'LayerNormalization');
       if (!ln) throw new InputError(`the final norm (${arch.finalNorm.path}) is not a LayerNormalization op: only LayerNorm can be linearised here`);
-      const gamma = initializer(hooked, ln.input[1]);
-      const beta = initializer(hooked, ln.input[2]) ?? new Float64Array(this.d);
+      const gamma = initializerValues(hooked, ln.input[1]);
+      const beta = initializerValues(hooked, ln.input[2]) ?? new Float64Array(this.d);
       const epsAttr = ln.attribute.find((x) => x.name === 'epsilon');
       if (!gamma) throw new InputError('the final LayerNorm has no constant scale');
       this.norm = { gamma, beta, eps: epsAttr?.f ?? 1e-5 };
@@ -185,7 +146,7 @@ export class Decomposer {
       const lin = node ? linearOfNode(idx, node, arch.projection.path) : undefined;
       if (!lin || !node) throw new InputError(`the projection (${arch.projection.path}) is not a linear layer`);
       if (lin.inFeatures !== this.d) throw new InputError(`the projection reads ${lin.inFeatures} values, expected ${this.d}`);
-      this.proj = { w: weightInOut(hooked, lin), b: initializer(hooked, lin.bias) };
+      this.proj = { w: weightInOut(hooked, lin), b: initializerValues(hooked, lin.bias) };
       this.p = lin.outFeatures;
       outName = node.output[0];
       if (lin.bias && node.op_type === 'MatMul') {
@@ -211,10 +172,10 @@ export class Decomposer {
     if (perToken) {
       this.layers.forEach((lw, l) => {
         if (!lw.wv) {
-          const v = valueWeights(this.hooked, lw.a, l);
+          const v = valueProjection(this.hooked, lw.a, l);
           lw.wv = v.w;
           lw.bv = v.b;
-          lw.vInput = v.input;
+          lw.vInput = this.hooked.graph.nodeByName.get(v.lin.node)!.input[0];
         }
         capture.push(`blocks.${l}.attn.hook_pattern`, lw.vInput!);
       });

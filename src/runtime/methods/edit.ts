@@ -30,7 +30,7 @@ import { DataType, dataTypeName } from '../onnx/types';
 import type { GraphProto, ModelProto, TensorProto } from '../onnx/types';
 import { fromOrt, openSession, toOrt } from '../session';
 import type { OpenSession } from '../session';
-import { asFloat32, softmax } from '../tensor';
+import { argmax, asFloat32, cosine, softmax } from '../tensor';
 import type { HostTensor } from '../tensor';
 import type { TextTokenizer } from '../tokenizer';
 import { causalTrace } from './causalTrace';
@@ -517,23 +517,7 @@ function topK(logits: Float32Array, k: number, tok: TextTokenizer): Prediction[]
   return idx.map((id) => ({ id, text: tok.decode([id]), p: p[id] }));
 }
 
-function argmax(x: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
-  return best;
-}
 
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return ab / Math.sqrt(aa * bb);
-}
 
 function relShift(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let d = 0;

@@ -29,7 +29,7 @@ import type { OnnxModel } from '../onnx/model';
 import { onnxType } from '../onnx/proto';
 import { fromOrt, openSession, toOrt } from '../session';
 import type { OpenSession } from '../session';
-import { asFloat32, size, softmax } from '../tensor';
+import { argmax, asFloat32, cosine, size, softmax } from '../tensor';
 import type { HostTensor } from '../tensor';
 import type { TextTokenizer } from '../tokenizer';
 
@@ -333,20 +333,4 @@ function repeatRows(t: HostTensor, B: number): HostTensor {
   return { type: t.type, data: data as HostTensor['data'], dims: [B, ...t.dims.slice(1)] };
 }
 
-function argmax(p: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < p.length; i++) if (p[i] > p[best]) best = i;
-  return best;
-}
 
-function cosine(a: Float32Array, b: Float32Array): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return ab / Math.sqrt(aa * bb || 1);
-}

@@ -8,7 +8,7 @@
 import { throwIfCancelled } from '../cancel';
 import { InputError, textFeeds } from '../feeds';
 import type { HookedModel, Patch } from '../instrument/hookedModel';
-import { asFloat32, softmax } from '../tensor';
+import { argmax, asFloat32, softmax } from '../tensor';
 import type { TextTokenizer } from '../tokenizer';
 import { promptTokens } from './attention';
 import type { PromptTokens } from './attention';
@@ -103,11 +103,6 @@ function topK(p: ArrayLike<number>, k: number): number[] {
   return best;
 }
 
-function argmax(p: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < p.length; i++) if (p[i] > p[best]) best = i;
-  return best;
-}
 
 function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
