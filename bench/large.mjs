@@ -9,7 +9,8 @@
 //    `open`), through the engine process (EngineClient -> dist/host.js, as the extension does),
 //    and `mechanist inspect --json`. It checks that the weights are not read: bytes read from
 //    the data file (fs calls counted) and by the process at all (/proc/<pid>/io rchar), and the
-//    resident memory against the weights' size.
+//    resident memory against the weights' size. Then a causal trace on it, which must be
+//    refused at once for memory where its float16 weights, held as float32 on the CPU, cannot fit.
 // 2. trace: writes a GPT-2-shaped fp32 export of 1.12 GB and runs `mechanist trace` on it,
 //    measuring peak resident memory (/usr/bin/time %M) against weights + activations.
 // Before both, the same generators at toy size are run through onnxruntime and discovery
@@ -42,8 +43,8 @@ const MiB = (b) => b / 2 ** 20;
 const fmt = (x, d = 2) => (x === undefined || x === null || Number.isNaN(x) ? '-' : Number(x).toFixed(d));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/** Runs a command; resolves with wall ms, stdout, stderr and peak resident set (KiB, /usr/bin/time %M). */
-function measure(cmd, argv) {
+/** Runs a command; resolves with wall ms, stdout, stderr, exit code and peak resident set (KiB, /usr/bin/time %M); rejects on a non-zero exit unless `allowFail`. */
+function measure(cmd, argv, { allowFail = false } = {}) {
   const timeOut = join(BUILD, `large-time-${process.pid}-${Date.now()}.txt`);
   return new Promise((res, rej) => {
     const t0 = performance.now();
@@ -55,10 +56,10 @@ function measure(cmd, argv) {
     child.on('error', rej);
     child.on('close', (code) => {
       const wallMs = performance.now() - t0;
-      if (code !== 0) return rej(new Error(`${cmd} ${argv.join(' ')} exited ${code}: ${err.slice(-2000)}`));
+      if (code !== 0 && !allowFail) return rej(new Error(`${cmd} ${argv.join(' ')} exited ${code}: ${err.slice(-2000)}`));
       const [kib, user, sys] = readFileSync(timeOut, 'utf8').trim().split('\n').pop().split(' ').map(Number);
       rmSync(timeOut, { force: true });
-      res({ wallMs, out, err, peakKiB: kib, cpuS: user + sys });
+      res({ wallMs, out, err, code, peakKiB: kib, cpuS: user + sys });
     });
   });
 }
@@ -153,8 +154,30 @@ async function explorer() {
     engine,
   };
   if (r.family !== 'llama' || r.layers !== 32 || r.heads !== 32 || r.dModel !== 4096) throw new Error(`llama7b discovered as ${r.family} ${r.layers}x${r.heads} d ${r.dModel}`);
+  res.trace = await traceTooLarge(dir, model, weights);
   if (!KEEP) rmSync(dir, { recursive: true, force: true });
   return res;
+}
+
+/**
+ * A method on the 7B export where it cannot fit: on the CPU its float16 weights are held as
+ * float32 (2 x 13.5 GB), more than this machine's memory. The trace must be refused at once
+ * with the figures (src/runtime/memory.ts), not fail deep in onnxruntime or be killed by the
+ * system. Skipped where the memory would suffice (the run would then take very long).
+ */
+async function traceTooLarge(dir, model, weights) {
+  const meminfo = readFileSync('/proc/meminfo', 'utf8');
+  const kib = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(meminfo)?.[1] ?? 0) * 1024;
+  const available = kib('MemAvailable') + kib('SwapFree');
+  if (2 * weights <= available) return { skipped: `${fmt(GB(available))} GB available: the trace would fit and run for long` };
+  const { writeTokenizer } = createRequire(import.meta.url)(join(BUILD, 'large_models.js'));
+  writeTokenizer(dir, 32000, `${TRACE.prompt} Paris London Rome`.split(' '));
+  const argv = [join(ROOT, 'bin', 'mechanist.js'), 'trace', model, '--prompt', TRACE.prompt, '--subject', TRACE.subject, '--samples', '2', '--kind', 'residual', '--json', '--quiet'];
+  log(`llama7b trace (expected: refused for memory): ${argv.slice(1).join(' ')}`);
+  const r = await measure(process.execPath, argv, { allowFail: true });
+  const refused = r.code === 1 && /out of memory/.test(r.err) && r.err.trim().split('\n').length === 1;
+  if (!refused) throw new Error(`the 7B trace was not refused for memory (exit ${r.code}): ${r.err.slice(-1000)}`);
+  return { availableGB: GB(available), wallMs: r.wallMs, peakMiB: MiB(r.peakKiB * 1024), exitCode: r.code, message: r.err.trim() };
 }
 
 async function trace() {
@@ -216,6 +239,8 @@ async function main() {
     console.log(`  through the engine process         ${fmt(e.engineOpenMs, 0)} ms (cold, engine start included: ${fmt(e.engineColdMs, 0)} ms)   host peak RSS ${fmt(e.enginePeakMiB, 0)} MiB`);
     console.log(`  mechanist inspect --json (CLI)     ${fmt(e.cliInspectMs, 0)} ms   peak RSS ${fmt(e.cliPeakMiB, 0)} MiB`);
     console.log(`  weight bytes read: ${e.dataBytesRead} (data file opened ${e.dataOpens}x); all reads: ${fmt(MiB(e.rcharDelta))} MiB in-process, ${fmt(MiB(e.engineRcharDelta))} MiB in the engine`);
+    if (e.trace.skipped) console.log(`  trace on it: skipped (${e.trace.skipped})`);
+    else console.log(`  trace on it (${fmt(e.trace.availableGB, 1)} GB available): refused in ${fmt(e.trace.wallMs, 0)} ms, peak RSS ${fmt(e.trace.peakMiB, 0)} MiB: ${e.trace.message}`);
   }
   if (only === 'all' || only === 'trace') {
     results.trace = await trace();
