@@ -12,23 +12,28 @@
 const TUNABLE = 'glibc.malloc.hugetlb=1';
 const env = process.env;
 const cmd = process.argv[2];
-if (process.platform === 'linux' && env.MECHANIST_HUGE_PAGES !== '0' && !(env.GLIBC_TUNABLES || '').includes('glibc.malloc.hugetlb') && cmd && !cmd.startsWith('-') && cmd !== 'help') {
+// Not again in the restarted process (glibc empties GLIBC_TUNABLES for a node with file
+// capabilities or setuid, so the variable itself cannot tell), not under a debugger (both
+// processes would take its port), not for help.
+const debugging = process.execArgv.some((a) => a.startsWith('--inspect') || a.startsWith('--debug'));
+if (process.platform === 'linux' && !env.MECHANIST_RELAUNCHED && env.MECHANIST_HUGE_PAGES !== '0' && !(env.GLIBC_TUNABLES || '').includes('glibc.malloc.hugetlb') && !debugging && cmd && !cmd.startsWith('-') && cmd !== 'help') {
   const { spawn } = require('node:child_process');
+  const { constants } = require('node:os');
   const tunables = env.GLIBC_TUNABLES ? `${env.GLIBC_TUNABLES}:${TUNABLE}` : TUNABLE;
-  const child = spawn(process.execPath, [...process.execArgv, __filename, ...process.argv.slice(2)], { stdio: 'inherit', env: { ...env, GLIBC_TUNABLES: tunables } });
-  // Ctrl-C reaches the whole process group, the child included: this process only waits for
-  // it. A signal sent to this process alone is passed on.
-  process.on('SIGINT', () => undefined);
-  for (const sig of ['SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
+  const child = spawn(process.execPath, [...process.execArgv, __filename, ...process.argv.slice(2)], { stdio: 'inherit', env: { ...env, GLIBC_TUNABLES: tunables, MECHANIST_RELAUNCHED: '1' } });
+  // Signals sent to this process are passed on (Ctrl-C reaches the child through the process
+  // group as well; the CLI has no handler, so a second SIGINT changes nothing).
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
   child.on('error', (e) => {
     process.stderr.write(`mechanist: could not start: ${e.message}\n`);
     process.exit(1);
   });
   child.on('exit', (code, signal) => {
-    if (signal) {
-      process.removeAllListeners(signal);
-      process.kill(process.pid, signal);
-    } else process.exit(code ?? 1);
+    if (!signal) process.exit(code ?? 1);
+    // End the way the command ended, or with the shell's code for it if the signal is ignored here.
+    process.removeAllListeners(signal);
+    process.kill(process.pid, signal);
+    setTimeout(() => process.exit(128 + (constants.signals[signal] ?? 0)), 100);
   });
 } else {
   require('../dist/cli.js');

@@ -1,4 +1,4 @@
-// Compiles src/ and test/unit/ with tsc into out/ and runs every test/unit/**/*.test.js with node:test.
+// Compiles src/ and test/unit/ with tsc into out/, builds dist/, and runs every test/unit/**/*.test.js with node:test.
 // Usage: npm run test:unit [-- name-filter]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -8,6 +8,13 @@ try {
   execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'], { stdio: 'inherit' });
 } catch {
   console.error('type errors: see above');
+  process.exit(1);
+}
+// dist/ too: the launcher's tests run bin/mechanist.js, which runs dist/cli.js.
+try {
+  execFileSync(process.execPath, ['scripts/build.mjs'], { stdio: ['ignore', 'ignore', 'inherit'] });
+} catch {
+  console.error('build failed: see above');
   process.exit(1);
 }
 

@@ -68,7 +68,7 @@ export function argmax(p: ArrayLike<number>): number {
   return best;
 }
 
-/** Cosine similarity of two vectors (0 when either is zero). */
+/** Cosine similarity of two vectors (1 when both are zero: the same vector; 0 when one is). */
 export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let ab = 0;
   let aa = 0;
@@ -78,6 +78,7 @@ export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
     aa += a[i] * a[i];
     bb += b[i] * b[i];
   }
+  if (aa === 0 && bb === 0) return 1;
   return ab / Math.sqrt(aa * bb || 1);
 }
 

@@ -18,9 +18,10 @@ function envLogger(): { log: string; env: NodeJS.ProcessEnv } {
   const log = path.join(dir, 'env.log');
   const preload = path.join(dir, 'log-env.js');
   fs.writeFileSync(preload, `require('fs').appendFileSync(${JSON.stringify(log)}, process.pid + ' ' + (process.env.GLIBC_TUNABLES || '-') + '\\n');`);
-  const env: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: `--require ${preload}` };
+  const env: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: `--require "${preload}"` };
   delete env.GLIBC_TUNABLES;
   delete env.MECHANIST_HUGE_PAGES;
+  delete env.MECHANIST_RELAUNCHED;
   return { log, env };
 }
 
@@ -52,26 +53,35 @@ test('bin/mechanist.js runs the command in a process started with the tunable, w
   const plain = spawnSync(process.execPath, [BIN, '--help'], { encoding: 'utf8', env: off.env });
   assert.equal(plain.status, 0);
   assert.equal(fs.readFileSync(off.log, 'utf8').trim().split('\n').length, 1, 'help needs no second process');
+
+  // The restarted process never restarts again, even where glibc empties GLIBC_TUNABLES
+  // (a node with file capabilities): it is marked.
+  const again = envLogger();
+  const marked = spawnSync(process.execPath, [BIN, 'inspect', fixture('gpt2'), '--json'], { encoding: 'utf8', env: { ...again.env, MECHANIST_RELAUNCHED: '1' } });
+  assert.equal(marked.status, 0, marked.stderr);
+  assert.equal(fs.readFileSync(again.log, 'utf8').trim().split('\n').length, 1, 'no second restart');
 });
 
-test('bin/mechanist.js passes SIGTERM on: no command is left running', { skip: (process.platform !== 'linux' || !hasFixture('gpt2')) && 'Linux and the gpt2 fixture' }, async () => {
-  const { log, env } = envLogger();
-  const p = expected('gpt2').prompt;
-  const long = spawn(process.execPath, [BIN, 'trace', fixture('gpt2'), '--prompt', p.text, '--subject', p.subject, '--samples', '400', '--kind', 'all', '--json', '--quiet'], { env, stdio: 'ignore' });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => long.on('exit', (code, signal) => r({ code, signal })));
-  let childPid = 0;
-  for (let i = 0; i < 200 && !childPid; i++) {
-    await new Promise((r) => setTimeout(r, 25));
-    const lines = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trim().split('\n').filter(Boolean) : [];
-    if (lines.length === 2) childPid = Number(lines[1].split(' ')[0]);
-  }
-  assert.ok(childPid, 'the command process started');
-  long.kill('SIGTERM');
-  const { signal } = await exited;
-  assert.equal(signal, 'SIGTERM');
-  for (let i = 0; i < 100 && alive(childPid); i++) await new Promise((r) => setTimeout(r, 20));
-  assert.equal(alive(childPid), false, 'the command process ended with its launcher');
-});
+for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+  test(`bin/mechanist.js passes ${sig} sent to it alone on: no command is left running`, { skip: (process.platform !== 'linux' || !hasFixture('gpt2')) && 'Linux and the gpt2 fixture' }, async () => {
+    const { log, env } = envLogger();
+    const p = expected('gpt2').prompt;
+    const long = spawn(process.execPath, [BIN, 'trace', fixture('gpt2'), '--prompt', p.text, '--subject', p.subject, '--samples', '400', '--kind', 'all', '--json', '--quiet'], { env, stdio: 'ignore' });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => long.on('exit', (code, signal) => r({ code, signal })));
+    let childPid = 0;
+    for (let i = 0; i < 200 && !childPid; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      const lines = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trim().split('\n').filter(Boolean) : [];
+      if (lines.length === 2) childPid = Number(lines[1].split(' ')[0]);
+    }
+    assert.ok(childPid, 'the command process started');
+    long.kill(sig);
+    const { signal } = await exited;
+    assert.equal(signal, sig);
+    for (let i = 0; i < 100 && alive(childPid); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(alive(childPid), false, 'the command process ended with its launcher');
+  });
+}
 
 function alive(pid: number): boolean {
   try {

@@ -29,5 +29,26 @@ for (const name of ['gpt2', 'llama', 'gpt2-external']) {
     for (const h of resid.slice(mid)) assert.ok(maxAbsDiff(asFloat32(withCaptures.cache.get(h)!), asFloat32(full.cache.get(h)!)) < 1e-5, h);
     const without = await s.run(textFeeds(graph, [ids]), { start: { block: mid, entry: full.cache.get(resid[mid - 1])! } });
     assert.equal(maxAbsDiff(asFloat32(without.lastLogits!), asFloat32(withCaptures.lastLogits!)), 0);
+
+    // Fetching nothing, the blocks hand on scalars for their captures (seen by asking onnxruntime
+    // for them behind the run's back), and whole block outputs (the next block reads them).
+    const mlp = arch.blocks.map((b) => `blocks.${b.index}.hook_mlp_out`);
+    const g = await hooked.prepare({ capture: [...resid, ...mlp], lastTokenLogits: true, restart: true });
+    const ortSession = g.open.session as unknown as { run: (feeds: unknown, fetches: string[]) => Promise<Record<string, { dims: readonly number[] }>> };
+    const innerRun = ortSession.run.bind(ortSession);
+    const outputOf = (h: string): string => (g as unknown as { inst: { captureOutputs: Map<string, string> } }).inst.captureOutputs.get(hooked.tensorOf(h))!;
+    const dims: Record<string, readonly number[]> = {};
+    ortSession.run = async (feeds, fetches) => {
+      const out = await innerRun(feeds, [...fetches, ...[...resid, ...mlp].map(outputOf)]);
+      for (const [k, v] of Object.entries(out)) dims[k] = v.dims;
+      return out;
+    };
+    const gatedRun = await g.run(textFeeds(graph, [ids]), { start: { block: mid, entry: full.cache.get(resid[mid - 1])! } });
+    assert.ok(maxAbsDiff(asFloat32(gatedRun.lastLogits!), asFloat32(full.lastLogits!)) < 1e-5);
+    for (const h of mlp.slice(mid)) assert.deepEqual(dims[outputOf(h)], [], `${h}: a scalar`);
+    for (const h of resid.slice(mid)) assert.deepEqual(dims[outputOf(h)], [1, ids.length, arch.dModel], `${h}: whole`);
+    await g.run(textFeeds(graph, [ids]), { start: { block: mid, entry: full.cache.get(resid[mid - 1])! }, fetch: [mlp[mid]] });
+    for (const h of mlp.slice(mid)) assert.deepEqual(dims[outputOf(h)], [1, ids.length, arch.dModel], `${h}: fetched, whole`);
+    ortSession.run = innerRun;
   });
 }

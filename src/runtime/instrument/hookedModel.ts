@@ -61,7 +61,7 @@ export interface RunResult {
   /** Captured activations by the name they were asked for. */
   cache: Map<string, HostTensor>;
   lastLogits?: HostTensor;
-  /** Their softmax over the vocabulary (float32), computed in the run. */
+  /** With `probs`: their softmax over the vocabulary (float32), computed in the run. */
   lastProbs?: HostTensor;
   /** The model's own outputs that were fetched. */
   outputs: Record<string, HostTensor>;
@@ -203,12 +203,13 @@ export class PreparedSession {
   }
 
   /**
-   * Runs the session: `fetch` hooks (captured), `outputs` of the model, `lastLogits` when prepared;
+   * Runs the session: `fetch` hooks (captured), `outputs` of the model, `lastLogits` when prepared
+   * (and their softmax with `probs`);
    * `scoreMasks` (pattern hook -> additive mask [batch, 1|heads, query, key]) for knockout points.
    */
   async run(
     feeds: Record<string, HostTensor>,
-    opts: { patches?: Patch[]; fetch?: string[]; outputs?: string[]; scoreMasks?: Record<string, HostTensor>; start?: RunStart; fetchKv?: boolean } = {},
+    opts: { patches?: Patch[]; fetch?: string[]; outputs?: string[]; scoreMasks?: Record<string, HostTensor>; start?: RunStart; fetchKv?: boolean; probs?: boolean } = {},
   ): Promise<RunResult> {
     const ortFeeds: Record<string, ReturnType<typeof toOrt>> = {};
     const info = this.inst.restart;
@@ -245,7 +246,7 @@ export class PreparedSession {
       fetchNames.push(this.inst.captureOutputs.get(t)!);
     }
     if (this.inst.lastLogits) fetchNames.push(this.inst.lastLogits);
-    if (this.inst.lastProbs) fetchNames.push(this.inst.lastProbs);
+    if (opts.probs && this.inst.lastProbs) fetchNames.push(this.inst.lastProbs);
     fetchNames.push(...(opts.outputs ?? []));
     const kvPoints = opts.fetchKv ? info!.suffix!.kv : [];
     fetchNames.push(...kvPoints.map((p) => p.value));
@@ -253,14 +254,14 @@ export class PreparedSession {
     try {
       out = await this.open.session.run(ortFeeds, [...new Set(fetchNames)]);
     } catch (e) {
-      throw asOutOfMemory(e, `running ${batch} row${batch === 1 ? '' : 's'} through onnxruntime`);
+      throw asOutOfMemory(e, `running ${batch} row${batch === 1 ? '' : 's'} through onnxruntime`, this.open.provider);
     }
     const cache = new Map<string, HostTensor>();
     for (const h of opts.fetch ?? []) cache.set(h, fromOrt(out[this.inst.captureOutputs.get(this.captured.get(h)!)!]));
     const outputs: RunResult['outputs'] = {};
     for (const o of opts.outputs ?? []) outputs[o] = fromOrt(out[o]);
     const kv = opts.fetchKv ? new Map(kvPoints.map((p) => [p.input, fromOrt(out[p.value])])) : undefined;
-    return { cache, outputs, kv, lastLogits: this.inst.lastLogits ? fromOrt(out[this.inst.lastLogits]) : undefined, lastProbs: this.inst.lastProbs ? fromOrt(out[this.inst.lastProbs]) : undefined };
+    return { cache, outputs, kv, lastLogits: this.inst.lastLogits ? fromOrt(out[this.inst.lastLogits]) : undefined, lastProbs: opts.probs && this.inst.lastProbs ? fromOrt(out[this.inst.lastProbs]) : undefined };
   }
 
   /** The suffix points (keys and values per block, with their sequence axes), when prepared with `suffix`. */

@@ -188,10 +188,12 @@ export function makeRestartable(
     );
     const outs = [blockOut[l], ...extra];
     const zeros = extra.map((v, k) => scalarZero(`mechanist.restart/${l}/zero_${k}`, typeOut(v) ?? floatType));
-    const gated = extra.map((v, k) => gate(inner(v), zeros[k], `mechanist.restart/${l}/gated_${k}`));
+    // (A captured value that nodes after the block read as well is handed on whole, ungated.)
+    const readAfter = (v: string): boolean => (consumers.get(v) ?? []).some((c) => !memberSet.has(c));
+    const gated = extra.map((v, k) => (readAfter(v) ? { node: undefined, output: inner(v) } : gate(inner(v), zeros[k], `mechanist.restart/${l}/gated_${k}`)));
     const elseBranch = graphProto(
       `mechanist_block_${l}`,
-      [...body, ...gated.map((x) => x.node)],
+      [...body, ...gated.flatMap((x) => (x.node ? [x.node] : []))],
       [{ name: inner(blockOut[l]), type: { tensor_type: { elem_type: typeOut(blockOut[l]) ?? floatType } } }, ...gated.map((x, k) => ({ name: x.output, type: { tensor_type: { elem_type: zeros[k].data_type } } }))],
     );
     const thenOut = `mechanist.restart/${l}/entry`;

@@ -126,7 +126,7 @@ export async function causalTrace(hooked: HookedModel, tok: TextTokenizer, req: 
 
   // Clean run.
   progress?.report({ message: 'clean run' });
-  const clean = await session.run(textFeeds(graph, [ids]), { fetch: captureHooks });
+  const clean = await session.run(textFeeds(graph, [ids]), { fetch: captureHooks, probs: true });
   const cleanProbs = clean.lastProbs!.data as Float32Array;
   const answerId = req.target !== undefined ? tok.continuationToken(req.prompt, req.target) : argmax(cleanProbs);
   const answer = { id: answerId, text: tok.decode([answerId]) };
@@ -181,7 +181,7 @@ export async function causalTrace(hooked: HookedModel, tok: TextTokenizer, req: 
   progress?.report({ message: 'corrupted run' });
   // MLP restorations skip their window's first layer (see below): they need its corrupted outputs.
   const mlpHooks = mode !== 'full' && kinds.includes('mlp') ? Array.from({ length: L }, (_, l) => HOOK.mlp(l)) : [];
-  const corrupted = await session.run(corruptFeeds(samples), { patches: corruptPatches(samples), fetch: mode === 'full' ? [] : [...blockInputs, ...mlpHooks], fetchKv: mode === 'suffix' });
+  const corrupted = await session.run(corruptFeeds(samples), { patches: corruptPatches(samples), fetch: mode === 'full' ? [] : [...blockInputs, ...mlpHooks], fetchKv: mode === 'suffix', probs: true });
   const lowScore = meanProb(corrupted.lastProbs!, answerId, 0, samples);
   throwIfCancelled(signal);
   /** The corrupted run's input to block `start` at positions t0.., and every later block's keys and values before t0, for `rows` rows. */
@@ -283,7 +283,7 @@ export async function causalTrace(hooked: HookedModel, tok: TextTokenizer, req: 
         } else patches.push({ hook, rows: rowsOfJob, positions: [job.token - t0], value: cleanFrom(hook, t0) });
       }
     });
-    const out = (await session.run(corruptFeeds(rows), { patches, start: begin })).lastProbs!;
+    const out = (await session.run(corruptFeeds(rows), { patches, start: begin, probs: true })).lastProbs!;
     batch.forEach((job, b) => {
       scores.get(job.kind)![job.layer][job.token] = meanProb(out, answerId, b * samples, (b + 1) * samples);
     });

@@ -7,7 +7,8 @@ import { HookedModel } from '../../../src/runtime/instrument/hookedModel';
 
 async function main(): Promise<void> {
   const { model, graph, arch } = openModel(process.argv[2]);
-  const hooked = new HookedModel(model, graph, arch, { provider: 'cpu' });
+  // (Two threads: onnxruntime's pool is one thread per core, which a many-core machine could not start under the address-space limit.)
+  const hooked = new HookedModel(model, graph, arch, { provider: 'cpu', threads: 2 });
   try {
     const x = graph.inputs[0];
     const dims = (graph.shape(x.name) ?? []).map((d) => (typeof d === 'number' ? d : 1));
