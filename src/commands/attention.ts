@@ -14,7 +14,8 @@ import type { StoredRun } from '../runStore';
 import type { Services } from '../services';
 import { AttentionPanel } from '../webviews/attention/panel';
 import type { AttentionKind, AttentionRun, ContributionsRun, Focus, KnockoutRun, LensRun, PatternsRun } from '../webviews/attention/protocol';
-import { askPrompt, askSources, askTarget, askWindow, lastPrompt, rememberPrompt, withEngineProgress } from './attentionInputs';
+import { askPrompt, askSources, askTarget, askWindow, lastPrompt, rememberPrompt } from './attentionInputs';
+import { withEngineProgress } from './progress';
 import { pickModel, requireTrust } from './pickModel';
 
 /** Patterns of one layer; `head` focuses one head (default: the grid of all heads). */

@@ -1,12 +1,10 @@
 /**
  * What the attention commands (patterns, knockout, contributions, logit lens) ask and how they
  * run: the prompt (the last one used on the model offered again), the answer (the model's own
- * top predictions offered), knockout sources and window, and the engine request under a
- * cancellable progress notification that shows the engine's one-line error when a method refuses.
+ * top predictions offered), knockout sources and window.
  */
 import * as vscode from 'vscode';
-import type { EngineClient, RequestOptions } from '../engine/client';
-import { EngineError } from '../engine/client';
+import type { EngineClient } from '../engine/client';
 import type { OpenedModel } from '../engine/protocol';
 import type { KnockoutSources } from '../runtime/methods/attention';
 import type { RunStore } from '../runStore';
@@ -116,29 +114,3 @@ export async function askWindow(title: string, initial = 9): Promise<number | un
   return v === undefined ? undefined : Number(v);
 }
 
-/**
- * Runs an engine request under a cancellable progress notification. Undefined when the user
- * cancelled (an information message) or the engine refused (its one-line error, shown).
- */
-export async function withEngineProgress<T>(title: string, what: string, run: (opts: RequestOptions) => Promise<T>): Promise<T | undefined> {
-  try {
-    return await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, (progress, token) => {
-      let done = 0;
-      return run({
-        cancel: token,
-        onProgress: (p) => {
-          const increment = p.fraction !== undefined ? Math.max(0, p.fraction * 100 - done) : undefined;
-          if (p.fraction !== undefined) done = Math.max(done, p.fraction * 100);
-          progress.report({ message: p.message, increment });
-        },
-      });
-    });
-  } catch (e) {
-    if (e instanceof EngineError && e.kind === 'cancelled') {
-      void vscode.window.showInformationMessage(`Mechanist: ${what} cancelled.`);
-      return undefined;
-    }
-    void vscode.window.showErrorMessage(`Mechanist: ${e instanceof Error ? e.message : String(e)}`);
-    return undefined;
-  }
-}

@@ -5,7 +5,7 @@
  */
 import * as vscode from 'vscode';
 import type { EngineClient } from '../engine/client';
-import { EngineError } from '../engine/client';
+import { withEngineProgress } from './progress';
 import type { OpenedModel } from '../engine/protocol';
 import type { Corruption } from '../runtime/methods/causalTrace';
 import type { RunStore, StoredRun } from '../runStore';
@@ -99,35 +99,12 @@ function parseScale(s: string): number | { times: number } {
 
 /** Runs the trace with a cancellable progress notification and records the run. */
 export async function runTrace(engine: EngineClient, runs: RunStore, model: OpenedModel, inputs: TraceInputs): Promise<TraceRun | undefined> {
-  try {
-    const results = await vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: `Causal trace of "${inputs.subject}"`, cancellable: true },
-      (progress, token) => {
-        let done = 0;
-        return engine.request(
-          'trace',
-          { id: model.id, prompt: inputs.prompt, subject: inputs.subject, target: inputs.target, corruption: inputs.corruption, kinds: ['residual', 'mlp', 'attn'], window: inputs.window },
-          {
-            cancel: token,
-            onProgress: (p) => {
-              const increment = p.fraction !== undefined ? Math.max(0, p.fraction * 100 - done) : undefined;
-              if (p.fraction !== undefined) done = p.fraction * 100;
-              progress.report({ message: p.message, increment });
-            },
-          },
-        );
-      },
-    );
-    const stored = runs.add<TraceData>('trace', model.path, `${inputs.subject} → ${results[0]?.answer.text.trim() ?? '?'}`, { prompt: inputs.prompt, subject: inputs.subject, results });
-    return traceRun(stored);
-  } catch (e) {
-    if (e instanceof EngineError && e.kind === 'cancelled') {
-      void vscode.window.showInformationMessage('Mechanist: causal trace cancelled.');
-      return undefined;
-    }
-    void vscode.window.showErrorMessage(`Mechanist: ${e instanceof Error ? e.message : String(e)}`);
-    return undefined;
-  }
+  const results = await withEngineProgress(`Causal trace of "${inputs.subject}"`, 'causal trace', (opts) =>
+    engine.request('trace', { id: model.id, prompt: inputs.prompt, subject: inputs.subject, target: inputs.target, corruption: inputs.corruption, kinds: ['residual', 'mlp', 'attn'], window: inputs.window }, opts),
+  );
+  if (!results) return undefined;
+  const stored = runs.add<TraceData>('trace', model.path, `${inputs.subject} → ${results[0]?.answer.text.trim() ?? '?'}`, { prompt: inputs.prompt, subject: inputs.subject, results });
+  return traceRun(stored);
 }
 
 /** What a stored trace run holds. */

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { EngineError } from '../engine/client';
+import { withEngineProgress } from './progress';
 import type { DecomposeParams } from '../engine/methods/decompose';
 import type { OpenedModel } from '../engine/protocol';
 import type { StoredRun } from '../runStore';
@@ -122,32 +122,13 @@ export function register(s: Services): { disposables: vscode.Disposable[]; decom
   const run = async (model: OpenedModel, inputs: DecomposeInputs): Promise<DecomposeRun | undefined> => {
     if (refused(model)) return undefined;
     try {
-      const result = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: `Decomposing ${path.basename(inputs.image)}`, cancellable: true },
-        (progress, token) => {
-          let done = 0;
-          return s.engine.request('decompose', { id: model.id, ...inputs }, {
-            cancel: token,
-            onProgress: (p) => {
-              const increment = p.fraction !== undefined ? Math.max(0, p.fraction * 100 - done) : undefined;
-              if (p.fraction !== undefined) done = p.fraction * 100;
-              progress.report({ message: p.message, increment });
-            },
-          });
-        },
-      );
+      const result = await withEngineProgress(`Decomposing ${path.basename(inputs.image)}`, 'decomposition', (opts) => s.engine.request('decompose', { id: model.id, ...inputs }, opts));
+      if (!result) return undefined;
       const stored = s.runs.add('decompose', model.path, `${path.basename(inputs.image)}${result.feature ? ` · ${result.feature}` : ''}`, result);
       const r = decomposeRun(stored);
       show(r);
       if (result.scoreNote) void vscode.window.showInformationMessage(`Mechanist: no feature scores: ${result.scoreNote}`);
       return r;
-    } catch (e) {
-      if (e instanceof EngineError && e.kind === 'cancelled') {
-        void vscode.window.showInformationMessage('Mechanist: decomposition cancelled.');
-        return undefined;
-      }
-      void vscode.window.showErrorMessage(`Mechanist: ${e instanceof Error ? e.message : String(e)}`);
-      return undefined;
     } finally {
       void s.status.refresh();
     }

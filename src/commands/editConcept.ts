@@ -11,7 +11,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { EngineError } from '../engine/client';
+import { withEngineProgress } from './progress';
 import type { EditSiteInfo } from '../engine/methods/edit';
 import type { OpenedModel } from '../engine/protocol';
 import { ExplorerNode } from '../providers/explorerNodes';
@@ -436,31 +436,12 @@ export function register(s: Services): { disposables: vscode.Disposable[]; api: 
 
   const run = async (model: OpenedModel, inputs: EditInputs): Promise<EditRun | undefined> => {
     try {
-      const result = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: `Editing "${inputs.source}" → "${inputs.target}" at ${inputs.layer}`, cancellable: true },
-        (progress, token) => {
-          let done = 0;
-          return s.engine.request('edit', { id: model.id, ...inputs }, {
-            cancel: token,
-            onProgress: (p) => {
-              const increment = p.fraction !== undefined ? Math.max(0, p.fraction * 100 - done) : undefined;
-              if (p.fraction !== undefined) done = p.fraction * 100;
-              progress.report({ message: p.message, increment });
-            },
-          });
-        },
-      );
+      const result = await withEngineProgress(`Editing "${inputs.source}" → "${inputs.target}" at ${inputs.layer}`, 'concept edit', (opts) => s.engine.request('edit', { id: model.id, ...inputs }, opts), 'no file was written');
+      if (!result) return undefined;
       const stored = s.runs.add<EditData>('edit', model.path, `${result.source} → ${result.target} · ${result.layer}`, { result });
       const r = editRun(stored);
       show(r);
       return r;
-    } catch (e) {
-      if (e instanceof EngineError && e.kind === 'cancelled') {
-        void vscode.window.showInformationMessage('Mechanist: concept edit cancelled; no file was written.');
-        return undefined;
-      }
-      void vscode.window.showErrorMessage(`Mechanist: ${e instanceof Error ? e.message : String(e)}`);
-      return undefined;
     } finally {
       void s.status.refresh();
     }

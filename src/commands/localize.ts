@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { EngineError } from '../engine/client';
+import { withEngineProgress } from './progress';
 import type { LocalizeParams } from '../engine/methods/localize';
 import type { OpenedModel } from '../engine/protocol';
 import type { StoredRun } from '../runStore';
@@ -110,20 +110,8 @@ export function register(s: Services): { disposables: vscode.Disposable[]; local
 
   const run = async (model: OpenedModel, inputs: LocalizeInputs): Promise<LocalizeRun | undefined> => {
     try {
-      const result = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: `Localizing "${inputs.prompt}" → "${inputs.targetPrompt}"`, cancellable: true },
-        (progress, token) => {
-          let done = 0;
-          return s.engine.request('localize', { id: model.id, ...inputs }, {
-            cancel: token,
-            onProgress: (p) => {
-              const increment = p.fraction !== undefined ? Math.max(0, p.fraction * 100 - done) : undefined;
-              if (p.fraction !== undefined) done = p.fraction * 100;
-              progress.report({ message: p.message, increment });
-            },
-          });
-        },
-      );
+      const result = await withEngineProgress(`Localizing "${inputs.prompt}" → "${inputs.targetPrompt}"`, 'localization', (opts) => s.engine.request('localize', { id: model.id, ...inputs }, opts));
+      if (!result) return undefined;
       const data = { encoderPath: inputs.encoder, prompt: inputs.prompt, targetPrompt: inputs.targetPrompt, decoderPrompt: inputs.decoderPrompt, result };
       const stored = s.runs.add('localize', model.path, `${inputs.prompt} → ${inputs.targetPrompt} · blocks ${result.blocks.slice(result.best.start, result.best.start + result.window).join(', ')}`, data);
       const r = localizeRun(stored);
@@ -131,13 +119,6 @@ export function register(s: Services): { disposables: vscode.Disposable[]; local
       const best = result.blocks[result.best.start];
       if (best !== undefined) void reveal(model.path, best);
       return r;
-    } catch (e) {
-      if (e instanceof EngineError && e.kind === 'cancelled') {
-        void vscode.window.showInformationMessage('Mechanist: localization cancelled.');
-        return undefined;
-      }
-      void vscode.window.showErrorMessage(`Mechanist: ${e instanceof Error ? e.message : String(e)}`);
-      return undefined;
     } finally {
       void s.status.refresh();
     }
