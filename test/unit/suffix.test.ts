@@ -8,6 +8,7 @@ import type { PreparedSession, RunResult } from '../../src/runtime/instrument/ho
 import { OnnxGraph } from '../../src/runtime/onnx/graph';
 import { asFloat32, sliceAxis, tileRows } from '../../src/runtime/tensor';
 import type { HostTensor } from '../../src/runtime/tensor';
+import type { GraphProto, ModelProto } from '../../src/runtime/onnx/types';
 import { expected, fixture, hasFixture, maxAbsDiff } from './helpers/fixtures';
 import { float16Stories, hasStories, STORIES } from './helpers/stories';
 
@@ -57,8 +58,45 @@ for (const name of ['gpt2', 'llama', 'gpt2-external']) {
     for (let r = 0; r < 3; r++) assert.ok(maxAbsDiff(asFloat32(three.lastLogits!).subarray(r * V, (r + 1) * V), asFloat32(full.lastLogits!)) < 1e-5 * scale, `row ${r} of 3 with a 1-row prefix`);
     const plain = await s.run(textFeeds(graph, [ids]), {});
     assert.equal(maxAbsDiff(asFloat32(plain.lastLogits!), asFloat32(full.lastLogits!)), 0, 'suffix off = the full run');
+    // The suffix runs above computed the last block's MLP at the last position only (lastMlp.ts).
+    assert.ok(hasNode((s as unknown as { inst: { proto: ModelProto } }).inst.proto.graph!, 'mechanist/last_mlp/If'), 'the last block\'s MLP input is cut');
   });
 }
+
+/** Whether a node of this name is in `g` or any of its subgraphs. */
+function hasNode(g: GraphProto, name: string): boolean {
+  return g.node.some((n) => n.name === name || n.attribute.some((a) => a.g && hasNode(a.g, name)));
+}
+
+// With the last block's MLP cut to the last position, a patch of that MLP's output still applies
+// there (its mask broadcasts against the one position), and patches at other tokens change nothing.
+test('gpt2: with the last MLP cut to the last position, patching its output at the last token matches a full-length run', { skip: !hasFixture('gpt2') && 'fixture not generated' }, async (t) => {
+  const { model, graph, arch } = openModel(fixture('gpt2'));
+  const hooked = new HookedModel(model, graph, arch);
+  t.after(() => hooked.dispose());
+  const ids: number[] = expected('gpt2').prompt.ids;
+  const S = ids.length;
+  const L = arch.layers;
+  const inputs = ['blocks.0.hook_resid_pre', ...arch.blocks.map((b) => `blocks.${b.index}.hook_resid_post`)];
+  const mlp = `blocks.${L - 1}.hook_mlp_out`;
+  const s = await hooked.prepare({ capture: inputs, patch: [mlp], lastTokenLogits: true, suffix: true });
+  const full = await s.run(textFeeds(graph, [ids]), { fetch: inputs, fetchKv: true });
+  const D = arch.dModel;
+  // The patched values at every position (a patch reads its positions' rows of it).
+  const value: HostTensor = { type: 'float32', data: Float32Array.from({ length: S * D }, (_, i) => Math.sin(i)), dims: [1, S, D] };
+  for (const token of [S - 1, S - 2]) {
+    // Reference: a full-length run (suffix off) with the patch.
+    const ref = await s.run(textFeeds(graph, [ids]), { patches: [{ hook: mlp, rows: [0], positions: [token], value }] });
+    const t0 = Math.floor(S / 2);
+    const past: Record<string, HostTensor> = {};
+    for (const p of s.kvPoints!) if (p.block >= L - 1) past[p.input] = full.kv!.get(p.input)!;
+    const cut = await s.run(textFeeds(graph, [ids]), { start: { block: L - 1, entry: sliceAxis(full.cache.get(inputs[L - 1])!, 1, t0, S), past }, patches: [{ hook: mlp, rows: [0], positions: [token - t0], value: sliceAxis(value, 1, t0, S) }] });
+    const scale = asFloat32(ref.lastLogits!).reduce((m, v) => Math.max(m, Math.abs(v)), 1);
+    assert.ok(maxAbsDiff(asFloat32(cut.lastLogits!), asFloat32(ref.lastLogits!)) < 1e-5 * scale, `patch at token ${token}`);
+    if (token === S - 2) assert.ok(maxAbsDiff(asFloat32(cut.lastLogits!), asFloat32(full.lastLogits!)) < 1e-5 * scale, 'a patch before the last token changes nothing');
+    else assert.ok(maxAbsDiff(asFloat32(cut.lastLogits!), asFloat32(full.lastLogits!)) > 1e-3, 'a patch at the last token changes the logits');
+  }
+});
 
 // stories260K (llama2.c weights, graph assembled by hand): rotary tables [positions, 1, dim/2, 1]
 // sliced from constants on axis 0, grouped KV heads repeated through Reshape/Expand/Reshape.

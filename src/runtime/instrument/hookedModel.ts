@@ -27,8 +27,9 @@ import type { Instrumented } from './rewrite';
  * 3: tables sliced from constants along one axis are cut along it in suffix runs.
  * 4: keys and values keep their own element type (float32 attention in a float16 graph).
  * 5: blocks' captured values gated by `mechanist.capture`.
+ * 6: the last block's MLP at the last position only in suffix runs without captures (lastMlp.ts).
  */
-const RESTART_REWRITE = 5;
+const RESTART_REWRITE = 6;
 /** Version of the last-position outputs in cache keys (as RESTART_REWRITE). 2: their softmax as well. */
 const LAST_REWRITE = 2;
 
@@ -170,7 +171,13 @@ export class HookedModel {
       lastSpec = { from, logits };
     }
     const restart = n.restart
-      ? { blocks: this.arch.blocks, residPre0: this.tensorOf('blocks.0.hook_resid_pre'), residPost: this.arch.blocks.map((b) => this.tensorOf(`blocks.${b.index}.hook_resid_post`)), suffix: n.suffix }
+      ? {
+          blocks: this.arch.blocks,
+          residPre0: this.tensorOf('blocks.0.hook_resid_pre'),
+          residPost: this.arch.blocks.map((b) => this.tensorOf(`blocks.${b.index}.hook_resid_post`)),
+          suffix: n.suffix,
+          lastMlpOut: this.arch.hookPoints.find((h) => h.name === `blocks.${this.arch.blocks[this.arch.blocks.length - 1].index}.hook_mlp_out`)?.tensor,
+        }
       : undefined;
     let result: Instrumented | undefined;
     const make = (): Instrumented =>

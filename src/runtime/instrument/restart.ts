@@ -22,6 +22,7 @@ import { DataType } from '../onnx/types';
 import type { GraphProto, NodeProto, TensorProto, ValueInfoProto } from '../onnx/types';
 import type { HostTensor } from '../tensor';
 import { placeholder } from './placeholder';
+import { cutLastMlp } from './lastMlp';
 import { addSuffixRuns, SUFFIX_INPUT } from './suffix';
 import type { SuffixInfo } from './suffix';
 
@@ -62,7 +63,7 @@ export function makeRestartable(
   blockOut: string[],
   floatType: number,
   elemTypeOf: (v: string) => number | undefined,
-  opts: { suffix?: boolean; opset?: number } = {},
+  opts: { suffix?: boolean; opset?: number; lastMlpOut?: string } = {},
 ): RestartInfo {
   const blockIn = [blockIn0, ...blockOut.slice(0, -1)];
   if (!blocks.length) throw new RestartUnsupported('no blocks');
@@ -127,6 +128,8 @@ export function makeRestartable(
       ],
     });
     blockOf.push(-1);
+    // Runs that read only the last position's logits need the last block's MLP only there.
+    if (opts.lastMlpOut) cutLastMlp(g, blockOf, blocks.length - 1, blockOut[blocks.length - 1], opts.lastMlpOut, { suffix: SUFFIX_INPUT, capture: CAPTURE_INPUT }, new Set(g.initializer.map((t) => t.name)), elemTypeOf(blockOut[blocks.length - 1]) ?? floatType);
   }
   // The keys and values leave their blocks as captures, in their own type (a cast may precede them).
   const kvType = new Map((suffix?.kv ?? []).map((p) => [p.value, p.elemType]));

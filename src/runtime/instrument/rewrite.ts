@@ -38,7 +38,7 @@ export interface InstrumentSpec {
   /** Softmax outputs (attention patterns) whose scores get an additive mask input (attention knockout, see knockout.ts). */
   scoreMasks?: string[];
   /** Make the blocks restartable (restart.ts): each block's nodes and its block output tensor. */
-  restart?: { blocks: BlockInfo[]; residPre0: string; residPost: string[]; suffix?: boolean };
+  restart?: { blocks: BlockInfo[]; residPre0: string; residPost: string[]; suffix?: boolean; lastMlpOut?: string };
 }
 
 /** Names of the inputs/outputs a rewrite added. */
@@ -225,7 +225,12 @@ export function instrument(model: OnnxModel, graph: OnnxGraph, spec: InstrumentS
         spec.restart.residPost.map((v) => renamed.get(v) ?? v),
         floatType,
         (v) => graph.types.get(v.replace(/::patched$/, ''))?.elemType,
-        { suffix: spec.restart.suffix, opset: model.opset },
+        {
+          suffix: spec.restart.suffix,
+          opset: model.opset,
+          // (Only where nothing but the last position's logits leaves the graph: lastMlp.ts.)
+          lastMlpOut: spec.lastTokenLogits && spec.keepOutputs === false && spec.restart.lastMlpOut ? (renamed.get(spec.restart.lastMlpOut) ?? spec.restart.lastMlpOut) : undefined,
+        },
       )
     : undefined;
   const proto: ModelProto = { ...model.proto, graph: newGraph };
