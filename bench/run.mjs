@@ -179,7 +179,8 @@ async function benchTrace() {
   let engine;
   if (res.breakdown) {
     const r = res.breakdown.runs;
-    const batches = r.rowsPerBatch.map((rows, i) => ({ rows, positions: r.positionsPerBatch[i], start: r.startPerBatch[i] }));
+    // (Restorations run as suffix runs, which cut the last block's MLP to the last position.)
+    const batches = r.rowsPerBatch.map((rows, i) => ({ rows, positions: r.positionsPerBatch[i], start: r.startPerBatch[i], lastMlpCut: true }));
     engine = engineRunFlops(cfg, S, [{ rows: r.clean.rows, positions: S, start: 0 }, { rows: r.corrupted.rows, positions: S, start: 0 }, ...batches]);
   } else engine = engineFlops(cfg, S, 1 + TRACE.samples + TRACE.kinds.length * cfg.layers * (S - s0) * TRACE.samples);
   const rome = romeFlops(cfg, S, sweep);

@@ -132,17 +132,18 @@ export function engineFlops(c, S, rows) {
 /**
  * What the engine executes for the runs it really made: each run `rows` rows from block `start`
  * on, `positions` query positions (a suffix run: the last ones) against all S keys (dense
- * attention), logits at the last position.
+ * attention), logits at the last position. In a run with `lastMlpCut` (the suffix runs of a
+ * restoration: src/runtime/instrument/lastMlp.ts) the last block's MLP runs at one position.
  */
 export function engineRunFlops(c, S, runs) {
   let total = 0;
-  for (const { rows, positions, start } of runs) {
+  for (const { rows, positions, start, lastMlpCut } of runs) {
     const x = parts(c, S);
     total += rows * ((c.layers - start) * positions * (x.q + x.kv + x.core + x.o + x.mlp) + 2 * c.d * c.vocab);
+    if (lastMlpCut && start < c.layers) total -= rows * (positions - 1) * x.mlp;
   }
   return { rows: runs.reduce((n, r) => n + r.rows, 0), total };
 }
-
 /** ROME's loop: 2 + kinds·L·S forwards (1 + samples rows; the clean one 1 row), logits at every position. */
 export function romeFlops(c, S, { kinds, samples }) {
   const calls = kinds.length * c.layers * S;
