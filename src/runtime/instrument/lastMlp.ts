@@ -18,8 +18,8 @@
  * outside the block reads them. Suffix runs are checked against a full run before a trace uses
  * them (causalTrace's probe), which covers this cut as well.
  */
-import { DataType } from '../onnx/types';
-import type { AttributeProto, GraphProto, NodeProto, TensorProto, ValueInfoProto } from '../onnx/types';
+import type { AttributeProto, GraphProto, NodeProto } from '../onnx/types';
+import { ifNode, int64s, node } from './graphParts';
 
 /** Elementwise ops, and ops that are positionwise when their second input is a weight. */
 const ELEMENTWISE = new Set(['Dropout', 'Add', 'Sub', 'Mul', 'Div', 'Pow', 'Sqrt', 'Reciprocal', 'Neg', 'Erf', 'Tanh', 'Sigmoid', 'Relu', 'Gelu', 'FastGelu', 'BiasGelu', 'QuickGelu', 'Softplus', 'Exp', 'Log', 'Cast', 'Identity', 'Where', 'Clip', 'Max', 'Min', 'Abs']);
@@ -27,8 +27,6 @@ const WEIGHTED = new Set(['MatMul', 'Gemm']);
 const LAST_AXIS_NORMS = new Set(['LayerNormalization', 'SimplifiedLayerNormalization', 'RMSNormalization']);
 const LAST_AXIS_REDUCES = new Set(['ReduceMean', 'ReduceSum', 'ReduceSumSquare', 'ReduceL2', 'ReduceMax']);
 
-const attr = (name: string, fields: Partial<AttributeProto>): AttributeProto => ({ name, floats: [], ints: [], strings: [], tensors: [], graphs: [], ...fields }) as AttributeProto;
-const int64 = (name: string, v: bigint): TensorProto => ({ name, data_type: DataType.INT64, dims: [1], raw_data: new Uint8Array(BigInt64Array.from([v]).buffer), float_data: [], int32_data: [], int64_data: [], double_data: [], uint64_data: [], string_data: [], external_data: [] });
 
 /**
  * Cuts the last block's MLP input to the last position in suffix runs without captures, when
@@ -93,33 +91,12 @@ export function cutLastMlp(g: GraphProto, blockOf: number[], block: number, bloc
 
   const cut = `${mid}::last_position`;
   const name = 'mechanist/last_mlp';
-  const out = (n: string): ValueInfoProto[] => [{ name: n, type: { tensor_type: { elem_type: elemType } } }];
-  const sliced = `${name}/sliced`;
-  const whole = `${name}/whole`;
+  const [start, end, axis] = ['start', 'end', 'axis'].map((k) => `mechanist.last_mlp/${k}`);
+  g.initializer.push(int64s(start, [-1n]), int64s(end, [9223372036854775807n]), int64s(axis, [1n]));
   const nodes: NodeProto[] = [
-    { name: `${name}/NotCapture`, op_type: 'Not', domain: '', input: [flags.capture], output: [`${name}/no_capture`], attribute: [] },
-    { name: `${name}/Cond`, op_type: 'And', domain: '', input: [flags.suffix, `${name}/no_capture`], output: [`${name}/cond`], attribute: [] },
-    {
-      name: `${name}/If`,
-      op_type: 'If',
-      domain: '',
-      input: [`${name}/cond`],
-      output: [cut],
-      attribute: [
-        attr('then_branch', {
-          type: 5,
-          g: {
-            name: 'mechanist_last_mlp_cut',
-            node: [{ name: `${name}/Slice`, op_type: 'Slice', domain: '', input: [mid, `${name}/start`, `${name}/end`, `${name}/axis`], output: [sliced], attribute: [] }],
-            input: [],
-            output: out(sliced),
-            initializer: [int64(`${name}/start`, -1n), int64(`${name}/end`, 9223372036854775807n), int64(`${name}/axis`, 1n)],
-            value_info: [],
-          },
-        }),
-        attr('else_branch', { type: 5, g: { name: 'mechanist_last_mlp_whole', node: [{ name: `${name}/Identity`, op_type: 'Identity', domain: '', input: [mid], output: [whole], attribute: [] }], input: [], output: out(whole), initializer: [], value_info: [] } }),
-      ],
-    },
+    node(`${name}/NotCapture`, 'Not', [flags.capture], [`${name}/no_capture`]),
+    node(`${name}/Cond`, 'And', [flags.suffix, `${name}/no_capture`], [`${name}/cond`]),
+    ifNode(`${name}/If`, `${name}/cond`, cut, elemType, [node(`${name}/Slice`, 'Slice', [mid, start, end, axis], [`${name}/sliced`])], `${name}/sliced`, mid),
   ];
   for (const c of seen) if (c.input.includes(mid)) c.input = c.input.map((x) => (x === mid ? cut : x));
   // Placed right after the producer of `mid`, in the block.

@@ -19,8 +19,9 @@
 import type { BlockInfo } from '../architecture/types';
 import type { OnnxGraph } from '../onnx/graph';
 import { DataType } from '../onnx/types';
-import type { GraphProto, NodeProto, TensorProto, ValueInfoProto } from '../onnx/types';
+import type { GraphProto, NodeProto, TensorProto } from '../onnx/types';
 import type { HostTensor } from '../tensor';
+import { attr, graph, ifNode, int64Scalar, node, typed, zeroScalar } from './graphParts';
 import { placeholder } from './placeholder';
 import { cutLastMlp } from './lastMlp';
 import { addSuffixRuns, SUFFIX_INPUT } from './suffix';
@@ -39,15 +40,6 @@ export interface RestartInfo {
   floatType: number;
   /** Set when runs may also start at a token (suffix.ts). */
   suffix?: SuffixInfo;
-}
-
-function scalarZero(name: string, elemType: number): TensorProto {
-  const bytes = elemType === DataType.FLOAT16 || elemType === DataType.BFLOAT16 ? 2 : elemType === DataType.DOUBLE || elemType === DataType.INT64 ? 8 : elemType === DataType.BOOL || elemType === DataType.UINT8 ? 1 : 4;
-  return { name, data_type: elemType, dims: [], raw_data: new Uint8Array(bytes), float_data: [], int32_data: [], int64_data: [], double_data: [], uint64_data: [], string_data: [], external_data: [] };
-}
-
-function graphProto(name: string, node: NodeProto[], output: ValueInfoProto[], initializer: TensorProto[] = []): GraphProto {
-  return { name, node, input: [], output, initializer, value_info: [] };
 }
 
 /**
@@ -114,19 +106,7 @@ export function makeRestartable(
     const in0 = 'mechanist.restart/in0';
     for (let i = 0; i < g.node.length; i++) if (blockOf[i] === 0) g.node[i].input = g.node[i].input.map((x) => (x === blockIn0 ? in0 : x));
     const thenOut = `${in0}::entry`;
-    const elseOut = `${in0}::stream`;
-    const out = (n: string): ValueInfoProto[] => [{ name: n, type: { tensor_type: { elem_type: floatType } } }];
-    g.node.push({
-      name: 'mechanist/restart/in0/If',
-      op_type: 'If',
-      domain: '',
-      input: [SUFFIX_INPUT],
-      output: [in0],
-      attribute: [
-        { name: 'then_branch', type: 5, g: graphProto('mechanist_in0_entry', [{ name: 'mechanist/restart/in0/entry', op_type: 'Identity', domain: '', input: [ENTRY_INPUT], output: [thenOut], attribute: [] }], out(thenOut)), floats: [], ints: [], strings: [], tensors: [], graphs: [] },
-        { name: 'else_branch', type: 5, g: graphProto('mechanist_in0_stream', [{ name: 'mechanist/restart/in0/stream', op_type: 'Identity', domain: '', input: [blockIn0], output: [elseOut], attribute: [] }], out(elseOut)), floats: [], ints: [], strings: [], tensors: [], graphs: [] },
-      ],
-    });
+    g.node.push(ifNode('mechanist/restart/in0/If', SUFFIX_INPUT, in0, floatType, [node('mechanist/restart/in0/entry', 'Identity', [ENTRY_INPUT], [thenOut])], thenOut, blockIn0));
     blockOf.push(-1);
     // Runs that read only the last position's logits need the last block's MLP only there.
     if (opts.lastMlpOut) cutLastMlp(g, blockOf, blocks.length - 1, blockOut[blocks.length - 1], opts.lastMlpOut, { suffix: SUFFIX_INPUT, capture: CAPTURE_INPUT }, new Set(g.initializer.map((t) => t.name)), elemTypeOf(blockOut[blocks.length - 1]) ?? floatType);
@@ -190,72 +170,45 @@ export function makeRestartable(
       }),
     );
     const outs = [blockOut[l], ...extra];
-    const zeros = extra.map((v, k) => scalarZero(`mechanist.restart/${l}/zero_${k}`, typeOut(v) ?? floatType));
+    // The zeros a skipped block, or a computed one not capturing, hands on for its captures
+    // (in the main graph: both branches read them).
+    const zeros = extra.map((v, k) => zeroScalar(`mechanist.restart/${l}/zero_${k}`, typeOut(v) ?? floatType));
+    inits.push(...zeros);
     // (A captured value that nodes after the block read as well is handed on whole, ungated.)
     const readAfter = (v: string): boolean => (consumers.get(v) ?? []).some((c) => !memberSet.has(c));
-    const gated = extra.map((v, k) => (readAfter(v) ? { node: undefined, output: inner(v) } : gate(inner(v), zeros[k], `mechanist.restart/${l}/gated_${k}`)));
-    const elseBranch = graphProto(
+    const gated = extra.map((v, k) => {
+      if (readAfter(v)) return { output: inner(v) };
+      const name = `mechanist.restart/${l}/gated_${k}`;
+      return { output: name, node: ifNode(`${name}/If`, CAPTURE_INPUT, name, zeros[k].data_type, [node(`${name}/on/Identity`, 'Identity', [inner(v)], [`${name}/on`])], `${name}/on`, zeros[k].name) };
+    });
+    const elseBranch = graph(
       `mechanist_block_${l}`,
       [...body, ...gated.flatMap((x) => (x.node ? [x.node] : []))],
-      [{ name: inner(blockOut[l]), type: { tensor_type: { elem_type: typeOut(blockOut[l]) ?? floatType } } }, ...gated.map((x, k) => ({ name: x.output, type: { tensor_type: { elem_type: zeros[k].data_type } } }))],
+      [typed(inner(blockOut[l]), typeOut(blockOut[l]) ?? floatType), ...gated.map((x, k) => typed(x.output, zeros[k].data_type))],
     );
     const thenOut = `mechanist.restart/${l}/entry`;
-    const thenBranch = graphProto(
+    const thenBranch = graph(
       `mechanist_skip_${l}`,
-      [
-        { name: `mechanist/restart/${l}/Identity`, op_type: 'Identity', domain: '', input: [ENTRY_INPUT], output: [thenOut], attribute: [] },
-        ...zeros.map((z, k) => ({ name: `mechanist/restart/${l}/Zero_${k}`, op_type: 'Identity', domain: '', input: [z.name], output: [`${z.name}/out`], attribute: [] })),
-      ],
-      [{ name: thenOut, type: { tensor_type: { elem_type: floatType } } }, ...zeros.map((z) => ({ name: `${z.name}/out`, type: { tensor_type: { elem_type: z.data_type } } }))],
-      zeros,
+      [node(`mechanist/restart/${l}/Identity`, 'Identity', [ENTRY_INPUT], [thenOut]), ...zeros.map((z, k) => node(`mechanist/restart/${l}/Zero_${k}`, 'Identity', [z.name], [`${z.name}/out`]))],
+      [typed(thenOut, floatType), ...zeros.map((z) => typed(`${z.name}/out`, z.data_type))],
     );
     const index = `mechanist.restart/${l}/index`;
     const cond = `mechanist.restart/${l}/skip`;
-    inits.push({ ...scalarZero(index, DataType.INT64), raw_data: new Uint8Array(BigInt64Array.from([BigInt(l)]).buffer) });
+    inits.push(int64Scalar(index, BigInt(l)));
     newNodes.push(
-      { name: `mechanist/restart/${l}/Less`, op_type: 'Less', domain: '', input: [index, START_INPUT], output: [cond], attribute: [] },
-      {
-        name: `mechanist/restart/${l}/If`,
-        op_type: 'If',
-        domain: '',
-        input: [cond],
-        output: outs,
-        attribute: [
-          { name: 'then_branch', type: 5, g: thenBranch, floats: [], ints: [], strings: [], tensors: [], graphs: [] },
-          { name: 'else_branch', type: 5, g: elseBranch, floats: [], ints: [], strings: [], tensors: [], graphs: [] },
-        ],
-      },
+      node(`mechanist/restart/${l}/Less`, 'Less', [index, START_INPUT], [cond]),
+      node(`mechanist/restart/${l}/If`, 'If', [cond], outs, [attr('then_branch', { type: 5, g: thenBranch }), attr('else_branch', { type: 5, g: elseBranch })]),
     );
   }
   g.node = newNodes;
   g.initializer = [...g.initializer, ...inits];
   g.input = [
     ...g.input,
-    { name: START_INPUT, type: { tensor_type: { elem_type: DataType.INT64 } } },
-    { name: ENTRY_INPUT, type: { tensor_type: { elem_type: floatType } } },
-    { name: CAPTURE_INPUT, type: { tensor_type: { elem_type: DataType.BOOL } } },
+    typed(START_INPUT, DataType.INT64),
+    typed(ENTRY_INPUT, floatType),
+    typed(CAPTURE_INPUT, DataType.BOOL),
   ];
   return { blockOutputs: blockOut, floatType, suffix };
-}
-
-/** `If(mechanist.capture, value, zero)`, a node for a block's branch (the zero as its own initializer). */
-function gate(value: string, zero: TensorProto, name: string): { node: NodeProto; output: string } {
-  const on = `${name}/on`;
-  const off = `${name}/off`;
-  const zeroName = `${name}/zero`;
-  const out = (n: string): ValueInfoProto[] => [{ name: n, type: { tensor_type: { elem_type: zero.data_type } } }];
-  const node: NodeProto = {
-    name: `${name}/If`,
-    op_type: 'If',
-    domain: '',
-    input: [CAPTURE_INPUT],
-    output: [name],
-    attribute: [
-      { name: 'then_branch', type: 5, g: graphProto(`${name}_on`, [{ name: `${name}/on/Identity`, op_type: 'Identity', domain: '', input: [value], output: [on], attribute: [] }], out(on)), floats: [], ints: [], strings: [], tensors: [], graphs: [] },
-      { name: 'else_branch', type: 5, g: graphProto(`${name}_off`, [{ name: `${name}/off/Identity`, op_type: 'Identity', domain: '', input: [zeroName], output: [off], attribute: [] }], out(off), [{ ...zero, name: zeroName }]), floats: [], ints: [], strings: [], tensors: [], graphs: [] },
-    ],
-  };
-  return { node, output: name };
 }
 
 /** `n` reading renamed values, also inside its subgraphs (an If's branches read outer values by name). */

@@ -18,6 +18,7 @@ import { DataType } from '../onnx/types';
 import type { HostTensor } from '../tensor';
 import type { BlockInfo } from '../architecture/types';
 import { addScoreMasks } from './knockout';
+import { int64s } from './graphParts';
 import { placeholder } from './placeholder';
 import { RestartUnsupported, makeRestartable } from './restart';
 import { SKIP_NORMS } from '../architecture/residual';
@@ -98,10 +99,6 @@ export function activationType(graph: OnnxGraph): number {
 /** A graph input/output declaration; no type when unknown (onnxruntime infers it), no shape (any). */
 function valueInfo(name: string, elemType?: number): ValueInfoProto {
   return elemType ? { name, type: { tensor_type: { elem_type: elemType } } } : { name };
-}
-
-function scalarTensor(name: string, dataType: number, bytes: Uint8Array, dims: number[]): TensorProto {
-  return { name, data_type: dataType, dims, raw_data: bytes, float_data: [], int32_data: [], int64_data: [], double_data: [], uint64_data: [], string_data: [], external_data: [] };
 }
 
 /** Scalar feeds that leave every patch point of `inst` inactive. */
@@ -279,7 +276,7 @@ function lastTokenCopy(graph: OnnxGraph, from: string, logits: string, source: s
 
   const sliced = 'mechanist.last/input';
   const cst = (name: string, v: bigint): void => {
-    inits.push(scalarTensor(name, DataType.INT64, new Uint8Array(BigInt64Array.from([v]).buffer), [1]));
+    inits.push(int64s(name, [v]));
   };
   cst('mechanist.last/start', -1n);
   cst('mechanist.last/end', 9223372036854775807n);

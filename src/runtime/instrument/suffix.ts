@@ -21,7 +21,8 @@
  * suffix run against a full one before relying on it (see causalTrace's probe).
  */
 import { DataType } from '../onnx/types';
-import type { AttributeProto, GraphProto, NodeProto, TensorProto, ValueInfoProto } from '../onnx/types';
+import type { AttributeProto, GraphProto, NodeProto } from '../onnx/types';
+import { attr, ifNode, int64s, node, typed } from './graphParts';
 
 export const SUFFIX_INPUT = 'mechanist.suffix';
 
@@ -49,31 +50,6 @@ export interface SuffixInfo {
 
 const SCORE_PATH = new Set(['Add', 'Sub', 'Mul', 'Div', 'Where', 'Cast']);
 const PATTERN_PATH = new Set(['Cast', 'Dropout', 'Identity', 'Where']);
-
-function attr(name: string, fields: Partial<AttributeProto>): AttributeProto {
-  return { name, type: 0, floats: [], ints: [], strings: [], tensors: [], graphs: [], ...fields } as AttributeProto;
-}
-
-function node(name: string, op: string, input: string[], output: string[], attribute: AttributeProto[] = []): NodeProto {
-  return { name, op_type: op, domain: '', input, output, attribute };
-}
-
-function graph(name: string, nodes: NodeProto[], outputs: ValueInfoProto[]): GraphProto {
-  return { name, node: nodes, input: [], output: outputs, initializer: [], value_info: [] };
-}
-
-function int64s(name: string, values: bigint[]): TensorProto {
-  return { name, data_type: DataType.INT64, dims: [values.length], raw_data: new Uint8Array(BigInt64Array.from(values).buffer), float_data: [], int32_data: [], int64_data: [], double_data: [], uint64_data: [], string_data: [], external_data: [] };
-}
-
-function ifNode(name: string, output: string, elemType: number, thenNodes: NodeProto[], thenOut: string, elseIn: string): NodeProto {
-  const out = (n: string): ValueInfoProto[] => [{ name: n, type: { tensor_type: { elem_type: elemType } } }];
-  const elseOut = `${output}::else`;
-  return node(name, 'If', [SUFFIX_INPUT], [output], [
-    attr('then_branch', { type: 5, g: graph(`${name}_then`, thenNodes, out(thenOut)) }),
-    attr('else_branch', { type: 5, g: graph(`${name}_else`, [node(`${name}/else/Identity`, 'Identity', [elseIn], [elseOut])], out(elseOut)) }),
-  ]);
-}
 
 /** The value and sequence axis a MatMul operand traces back to through Transposes (inside the block). */
 function traceBack(v: string, axis: number, producerOf: (v: string) => NodeProto | undefined, attrInts: (n: NodeProto, a: string) => number[] | undefined): { value: string; axis: number } {
@@ -136,7 +112,7 @@ export function addSuffixRuns(
       node(`${d}/Neg`, 'Neg', [`${d}/len`], [`${d}/start`]),
       node(`${d}/Slice`, 'Slice', [x, `${d}/start`, 'mechanist.suffix/max', axisName], [`${d}/out`]),
     ];
-    newNodes.push({ node: ifNode(`${d}/If`, out, typeOf(x) ?? floatType, then, `${d}/out`, x), block: -1 });
+    newNodes.push({ node: ifNode(`${d}/If`, SUFFIX_INPUT, out, typeOf(x) ?? floatType, then, `${d}/out`, x), block: -1 });
     sliced.set(x, out);
     return out;
   };
@@ -193,7 +169,7 @@ export function addSuffixRuns(
       const input = `mechanist.past.${l}.${role}`;
       // Activations, of the model's float type unless cast (fp16 models upcasting attention).
       const elem = typeOf(at.value) ?? floatType;
-      g.input.push({ name: input, type: { tensor_type: { elem_type: elem } } });
+      g.input.push(typed(input, elem));
       const joined = `${at.value}::kv`;
       const d = `mechanist/suffix/${l}/${role}`;
       for (const i of members) g.node[i].input = g.node[i].input.map((x) => (x === at.value ? joined : x));
@@ -218,8 +194,8 @@ export function addSuffixRuns(
         node(`${d}/Tile`, 'Tile', [`${d}/prefix`, `${d}/reps`], [`${d}/tiled`]),
         node(`${d}/Concat`, 'Concat', [`${d}/tiled`, at.value], [`${d}/out`], [attr('axis', { type: 2, i: at.axis })]),
       ];
-      newNodes.push({ node: ifNode(`${d}/If`, joined, elem, then, `${d}/out`, at.value), block: l });
-      if (!g.output.some((o) => o.name === at.value)) g.output.push({ name: at.value, type: { tensor_type: { elem_type: elem } } });
+      newNodes.push({ node: ifNode(`${d}/If`, SUFFIX_INPUT, joined, elem, then, `${d}/out`, at.value), block: l });
+      if (!g.output.some((o) => o.name === at.value)) g.output.push(typed(at.value, elem));
       kv.push({ block: l, role, value: at.value, axis: at.axis, input, elemType: elem });
     }
 
@@ -239,7 +215,7 @@ export function addSuffixRuns(
     g.node.push(n);
     blockOf.push(block);
   }
-  g.input.push({ name: SUFFIX_INPUT, type: { tensor_type: { elem_type: DataType.BOOL } } });
+  g.input.push(typed(SUFFIX_INPUT, DataType.BOOL));
   return { kv };
 }
 
