@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSy
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import { benchArgs } from './lib/args.mjs';
 import { bundleBenchScripts } from './lib/bundle.mjs';
 import { engineFlops, engineRunFlops, forwardFlops, romeFlops, statedFloorFlops, sweepFloorFlops } from './lib/flops.mjs';
@@ -83,7 +84,7 @@ async function prepare() {
   log('models: tools/make_bench_models.py (skips what is present)');
   const r = spawnSync(PY, [join(ROOT, 'tools', 'make_bench_models.py')], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
   if (r.status !== 0) throw new Error('make_bench_models.py failed');
-  await bundleBenchScripts([join(BENCH, 'lib', 'parse_child.ts'), join(BENCH, 'lib', 'trace_breakdown.ts')], BUILD);
+  await bundleBenchScripts([join(BENCH, 'lib', 'parse_child.ts'), join(BENCH, 'lib', 'trace_breakdown.ts'), join(ROOT, 'src', 'engine', 'hugePages.ts')], BUILD);
   if (!existsSync(join(ROOT, 'dist', 'cli.js'))) throw new Error('dist/cli.js is missing: run `npm run bench` (it builds first)');
 }
 
@@ -160,8 +161,8 @@ async function benchTrace() {
   if (!flag('no-breakdown')) {
     log('breakdown: the same trace in one process with phase timers');
     // With the huge-page tunable the CLI (bin/mechanist.js) and the engine process start with.
-    const hugePages = process.platform === 'linux' && !process.env.GLIBC_TUNABLES && process.env.MECHANIST_HUGE_PAGES !== '0' ? { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' } : {};
-    const b = await measure(process.execPath, [join(BUILD, 'trace_breakdown.js'), TRACE_MODEL, TRACE.prompt, TRACE.subject, String(TRACE.samples), String(TRACE.window)], { env: { ...process.env, ...hugePages } });
+    const { withHugePages } = createRequire(import.meta.url)(join(BUILD, 'hugePages.js'));
+    const b = await measure(process.execPath, [join(BUILD, 'trace_breakdown.js'), TRACE_MODEL, TRACE.prompt, TRACE.subject, String(TRACE.samples), String(TRACE.window)], { env: withHugePages(process.env) });
     res.breakdown = JSON.parse(b.out);
     res.breakdown.processWallMs = b.wallMs;
     res.breakdown.cpuS = b.cpuS;
