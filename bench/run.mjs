@@ -84,7 +84,7 @@ async function prepare() {
   log('models: tools/make_bench_models.py (skips what is present)');
   const r = spawnSync(PY, [join(ROOT, 'tools', 'make_bench_models.py')], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
   if (r.status !== 0) throw new Error('make_bench_models.py failed');
-  await bundleBenchScripts([join(BENCH, 'lib', 'parse_child.ts'), join(BENCH, 'lib', 'trace_breakdown.ts'), join(ROOT, 'src', 'engine', 'hugePages.ts')], BUILD);
+  await bundleBenchScripts([join(BENCH, 'lib', 'parse_child.ts'), join(BENCH, 'lib', 'trace_breakdown.ts')], BUILD);
   if (!existsSync(join(ROOT, 'dist', 'cli.js'))) throw new Error('dist/cli.js is missing: run `npm run bench` (it builds first)');
 }
 
@@ -161,7 +161,7 @@ async function benchTrace() {
   if (!flag('no-breakdown')) {
     log('breakdown: the same trace in one process with phase timers');
     // With the huge-page tunable the CLI (bin/mechanist.js) and the engine process start with.
-    const { withHugePages } = createRequire(import.meta.url)(join(BUILD, 'hugePages.js'));
+    const { withHugePages } = createRequire(import.meta.url)(join(ROOT, 'dist', 'hugePages.js'));
     const b = await measure(process.execPath, [join(BUILD, 'trace_breakdown.js'), TRACE_MODEL, TRACE.prompt, TRACE.subject, String(TRACE.samples), String(TRACE.window)], { env: withHugePages(process.env) });
     res.breakdown = JSON.parse(b.out);
     res.breakdown.processWallMs = b.wallMs;

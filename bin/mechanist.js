@@ -4,23 +4,23 @@
 
 // Large buffers on transparent huge pages: glibc (2.35+) advises MADV_HUGEPAGE on its large
 // mappings when GLIBC_TUNABLES has glibc.malloc.hugetlb=1, and it reads that variable only
-// when a process starts, so the CLI starts itself once more with it set. onnxruntime's packed
-// weights and arena are fresh memory that a VM faults in 4 KiB at a time: on this project's
-// 2-core VM, `trace --kind all` on the bench model spent about 0.45 s of its 5 s doing that.
-// The restart costs one bare node start (about 0.1 s). src/engine/hugePages.ts does the same
-// for the VS Code engine process. MECHANIST_HUGE_PAGES=0 turns it off.
-const TUNABLE = 'glibc.malloc.hugetlb=1';
+// when a process starts, so the CLI starts itself once more with it set (src/engine/hugePages.ts
+// says when, for the engine process too). onnxruntime's packed weights and arena are fresh
+// memory that a VM faults in 4 KiB at a time: on this project's 2-core VM, `trace --kind all`
+// on the bench model spent about 0.45 s of its 5 s doing that. The restart costs one bare node
+// start (about 0.1 s). MECHANIST_HUGE_PAGES=0 turns it off.
+const { withHugePages } = require('../dist/hugePages.js');
 const env = process.env;
+const relaunchEnv = withHugePages(env);
 const cmd = process.argv[2];
 // Not again in the restarted process (glibc empties GLIBC_TUNABLES for a node with file
 // capabilities or setuid, so the variable itself cannot tell), not under a debugger (both
 // processes would take its port), not for help.
 const debugging = process.execArgv.some((a) => a.startsWith('--inspect') || a.startsWith('--debug'));
-if (process.platform === 'linux' && !env.MECHANIST_RELAUNCHED && env.MECHANIST_HUGE_PAGES !== '0' && !(env.GLIBC_TUNABLES || '').includes('glibc.malloc.hugetlb') && !debugging && cmd && !cmd.startsWith('-') && cmd !== 'help') {
+if (relaunchEnv !== env && !env.MECHANIST_RELAUNCHED && !debugging && cmd && !cmd.startsWith('-') && cmd !== 'help') {
   const { spawn } = require('node:child_process');
   const { constants } = require('node:os');
-  const tunables = env.GLIBC_TUNABLES ? `${env.GLIBC_TUNABLES}:${TUNABLE}` : TUNABLE;
-  const child = spawn(process.execPath, [...process.execArgv, __filename, ...process.argv.slice(2)], { stdio: 'inherit', env: { ...env, GLIBC_TUNABLES: tunables, MECHANIST_RELAUNCHED: '1' } });
+  const child = spawn(process.execPath, [...process.execArgv, __filename, ...process.argv.slice(2)], { stdio: 'inherit', env: { ...relaunchEnv, MECHANIST_RELAUNCHED: '1' } });
   // Signals sent to this process are passed on (Ctrl-C reaches the child through the process
   // group as well; the CLI has no handler, so a second SIGINT changes nothing).
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));

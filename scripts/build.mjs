@@ -19,6 +19,8 @@ const entries = [
   { entryPoints: ['src/extension.ts'], outfile: 'dist/extension.js' },
   { entryPoints: ['src/engine/host.ts'], outfile: 'dist/host.js' },
   { entryPoints: ['src/cli.ts'], outfile: 'dist/cli.js' },
+  // (Read by bin/mechanist.js before it loads the CLI, and by the bench.)
+  { entryPoints: ['src/engine/hugePages.ts'], outfile: 'dist/hugePages.js' },
 ];
 
 // Each webview has its front-end in media/<panel>/main.ts, bundled for the browser.

@@ -31,6 +31,9 @@ test('withHugePages adds the tunable on Linux, keeps other tunables, and can be 
   assert.equal(withHugePages({ GLIBC_TUNABLES: 'glibc.malloc.hugetlb=0' }, 'linux').GLIBC_TUNABLES, 'glibc.malloc.hugetlb=0');
   assert.equal(withHugePages({ MECHANIST_HUGE_PAGES: '0' }, 'linux').GLIBC_TUNABLES, undefined);
   assert.equal(withHugePages({}, 'darwin').GLIBC_TUNABLES, undefined);
+  // Nothing to add: the same object (bin/mechanist.js restarts only when it differs).
+  const set = { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' };
+  assert.equal(withHugePages(set, 'linux'), set);
 });
 
 test('bin/mechanist.js runs the command in a process started with the tunable, with the same output and exit codes', { skip: (process.platform !== 'linux' || !hasFixture('gpt2')) && 'Linux and the gpt2 fixture' }, () => {
