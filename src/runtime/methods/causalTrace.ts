@@ -364,7 +364,6 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   return a.length === b.length ? m : Infinity;
 }
 
-
 function range(a: number, b?: number): number[] {
   const [lo, hi] = b === undefined ? [0, a] : [a, b];
   return Array.from({ length: hi - lo }, (_, i) => lo + i);
