@@ -16,12 +16,18 @@ export class OutOfMemoryError extends Error {
   override readonly name = 'OutOfMemoryError';
 }
 
+/** Bytes a process can still get, and where the figure comes from. */
+export interface MemoryLeft {
+  bytes: number;
+  source: string;
+}
+
 /**
  * Bytes this process can still get, and where the figure comes from; null where it is not
  * known well enough to refuse anything on it (outside Linux, `os.freemem()` counts only pages
  * that are entirely free, a few hundred MB on a busy Mac with gigabytes reclaimable).
  */
-export function availableMemory(): { bytes: number; source: string } | null {
+export function availableMemory(): MemoryLeft | null {
   const meminfo = readText('/proc/meminfo');
   const kib = (k: string): number | undefined => {
     const m = meminfo && new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(meminfo);
@@ -86,7 +92,7 @@ const gib = (b: number): string => `${(b / 2 ** 30).toFixed(b < 2 ** 30 ? 2 : 1)
  * Refuses, before onnxruntime tries, a model whose weights cannot fit in the memory left (CPU
  * sessions on Linux; `MECHANIST_MEMORY_CHECK=0` turns it off).
  */
-export function checkSessionMemory(model: OnnxModel, provider: 'cpu' | 'cuda', available: { bytes: number; source: string } | null = availableMemory()): void {
+export function checkSessionMemory(model: OnnxModel, provider: 'cpu' | 'cuda', available: MemoryLeft | null = availableMemory()): void {
   if (provider !== 'cpu' || !available || process.env.MECHANIST_MEMORY_CHECK === '0') return; // (device memory: onnxruntime's CUDA provider reports its own failures)
   const need = sessionWeightBytes(model, provider);
   if (need <= available.bytes) return;
